@@ -1,0 +1,67 @@
+# The course's commands. `make book` and `make test` create the environment when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := _build/notebooks
+CHAPTERS := $(wildcard book/*.md)
+
+.PHONY: help env book test lint unit grade stubs sync notebooks exercises weights clean
+
+help:
+	@echo "make book       build the HTML book into _build/html"
+	@echo "make test       run every check that CI runs"
+	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make weights    retrain the committed VampireNet weights"
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+		{ echo "Python 3.10 or newer is needed; run e.g. make PYTHON=python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+test: lint unit grade stubs sync notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests
+
+grade: $(STAMP)
+	$(BIN)/python -m pytest autograder --impl=solutions
+
+# The stubs must score 0 with every test failing: pytest's exit code 1 ("tests failed") is the
+# expected outcome here, anything else is an error.
+stubs: $(STAMP)
+	@mkdir -p _build
+	$(BIN)/python -m pytest autograder --impl=exercises --gradescope _build/stubs.json -q \
+		> _build/stubs.log || [ $$? -eq 1 ] || { cat _build/stubs.log; exit 1; }
+	$(BIN)/python tools/check_stubs.py _build/stubs.json
+
+sync: $(STAMP)
+	$(BIN)/python tools/make_exercises.py --check
+
+notebooks: $(STAMP)
+	@rm -rf $(NOTEBOOKS) && mkdir -p $(NOTEBOOKS)
+	for chapter in $(CHAPTERS); do \
+		$(BIN)/jupytext --quiet --to ipynb --output $(NOTEBOOKS)/$$(basename $$chapter .md).ipynb $$chapter || exit 1; \
+	done
+	$(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS) -p no:cacheprovider
+
+exercises: $(STAMP)
+	$(BIN)/python tools/make_exercises.py
+
+weights: $(STAMP)
+	$(BIN)/python -m vampire_detector.train
+
+clean:
+	rm -rf _build

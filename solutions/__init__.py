@@ -1,0 +1,1 @@
+"""Chapter exercises, one module per chapter; `pytest autograder/` grades them."""

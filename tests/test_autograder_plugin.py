@@ -1,0 +1,158 @@
+"""The grading plugin, run on a miniature course in a temporary directory."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+PLUGIN = (Path(__file__).resolve().parent.parent / "autograder" / "conftest.py").read_text()
+
+SOLUTION = """
+import time, warnings
+
+def answer():
+    return 42
+
+def slow_answer():
+    while True:
+        time.sleep(0.01)
+
+def noisy_answer():
+    warnings.warn("this API is deprecated", FutureWarning)
+    return 42
+"""
+
+STUB = """
+def answer():
+    raise NotImplementedError("Exercise 9.1 is not implemented yet: write it in exercises/ch09.py")
+
+def slow_answer():
+    raise NotImplementedError("Exercise 9.2 is not implemented yet: write it in exercises/ch09.py")
+
+def noisy_answer():
+    raise NotImplementedError("Exercise 9.3 is not implemented yet: write it in exercises/ch09.py")
+"""
+
+TESTS = '''
+"""Chapter 9 — A test chapter."""
+import pytest
+
+@pytest.fixture
+def ch09(implementation):
+    return implementation("ch09")
+
+@pytest.mark.points(2)
+def test_answer(ch09):
+    """9.1 the answer is right"""
+    assert ch09.answer() == 42, "the answer is not the one the Count expects"
+
+@pytest.mark.points(1)
+def test_noisy(ch09):
+    """9.3 warnings do not cost points"""
+    assert ch09.noisy_answer() == 42, "wrong noisy answer"
+'''
+
+HANGING_TEST = '''
+"""Chapter 10 — Patience."""
+import pytest
+
+@pytest.mark.points(3)
+@pytest.mark.timeout(1)
+def test_slow(implementation):
+    """9.2 the slow answer arrives"""
+    assert implementation("ch09").slow_answer() == 42, "wrong"
+'''
+
+
+@pytest.fixture
+def course(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    for package, code in (("solutions", SOLUTION), ("exercises", STUB)):
+        pytester.mkpydir(package).joinpath("ch09.py").write_text(textwrap.dedent(code))
+    autograder = pytester.mkpydir("autograder")
+    autograder.joinpath("conftest.py").write_text(PLUGIN)
+    autograder.joinpath("test_ch09_demo.py").write_text(TESTS)
+    return pytester
+
+
+def grade(course: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return course.runpytest_subprocess("autograder", "-p", "no:cacheprovider", *args)
+
+
+def test_solutions_get_full_marks_and_a_score_table(course):
+    result = grade(course, "--impl=solutions")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*= score =*", "Chapter 9 — A test chapter*2/2*3/3*",
+                                 "Total*2/2*3/3*"])
+
+
+def test_stubs_score_zero_with_one_line_each(course):
+    result = grade(course)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["Exercise 9.1 is not implemented yet*", "Total*0/2*0/3*"])
+    assert "Traceback" not in result.stdout.str()
+    assert "def test_answer" not in result.stdout.str()
+
+
+def test_gradescope_results_file(course):
+    out = course.path / "results.json"
+    grade(course, "--impl=solutions", "--gradescope", str(out))
+    results = json.loads(out.read_text())
+    assert results["score"] == 3 and results["execution_time"] >= 0
+    assert [(t["name"], t["score"], t["max_score"], t["status"]) for t in results["tests"]] == [
+        ("Chapter 9 — A test chapter: 9.1 the answer is right", 2, 2, "passed"),
+        ("Chapter 9 — A test chapter: 9.3 warnings do not cost points", 1, 1, "passed"),
+    ]
+
+
+def test_stub_failures_reach_gradescope(course):
+    out = course.path / "results.json"
+    grade(course, "--gradescope", str(out))
+    results = json.loads(out.read_text())
+    assert results["score"] == 0
+    assert all(t["status"] == "failed" and "not implemented yet" in t["output"]
+               for t in results["tests"])
+
+
+def test_a_hanging_solution_is_cut_scored_zero_and_the_run_goes_on(course):
+    course.path.joinpath("autograder", "test_ch10_patience.py").write_text(HANGING_TEST)
+    result = grade(course, "--impl=solutions")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*Timed out after 1 s*", "Chapter 10 — Patience*0/1*0/3*"])
+
+
+def test_warnings_never_fail_a_student_even_under_W_error(course):
+    grade(course, "--impl=solutions", "-W", "error").assert_outcomes(passed=2)
+
+
+def test_failure_messages_do_not_reveal_the_expected_value(course):
+    course.path.joinpath("solutions", "ch09.py").write_text(
+        SOLUTION.replace("return 42\n\ndef slow", "return 41\n\ndef slow"))
+    result = grade(course, "--impl=solutions")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*the answer is not the one the Count expects*"])
+    assert "42" not in result.stdout.str().split("= score =")[0].split("FAILURES")[-1]
+
+
+def test_crashing_code_shows_the_students_line_not_the_tests(course):
+    course.path.joinpath("exercises", "ch09.py").write_text(
+        STUB.replace('raise NotImplementedError("Exercise 9.1', 'return {}["garlic"]  # ("'))
+    result = grade(course)
+    result.stdout.fnmatch_lines(["*Your code raised KeyError: 'garlic'*",
+                                 "*exercises/ch09.py:3:*garlic*"])
+
+
+def test_a_syntax_error_is_reported_not_crashed_on(course):
+    course.path.joinpath("exercises", "ch09.py").write_text("def answer(:\n")
+    result = grade(course)
+    result.assert_outcomes(errors=2)  # raised while setting the test up, still worth 0 points
+    result.stdout.fnmatch_lines(["*exercises/ch09.py could not be imported: SyntaxError*"])
+
+
+def test_a_graded_test_without_points_is_refused(course):
+    course.path.joinpath("autograder", "test_ch11_unpointed.py").write_text(
+        '"""Chapter 11."""\ndef test_free():\n    pass\n')
+    result = grade(course)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_free has no @pytest.mark.points(n) marker*"])

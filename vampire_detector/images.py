@@ -1,0 +1,54 @@
+"""Pixels in and out: PNG bytes, and the one preprocessing every runtime must reproduce.
+
+The model was trained on ``to_tensor``'s output. Any other path to the model (an ONNX session, a
+web service, a Lambda handler) must turn pixels into exactly the same numbers, or its accuracy
+silently drops. Keep this module the single definition of that transform.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+# Per-channel statistics of the clean training portraits (tests/test_images.py re-measures them).
+MEAN = (0.356, 0.334, 0.318)
+STD = (0.213, 0.209, 0.212)
+
+
+def to_png(image: np.ndarray | Image.Image) -> bytes:
+    """Encode an RGB ``uint8`` array (or a PIL image) as PNG bytes."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def from_png(data: bytes) -> np.ndarray:
+    """Decode trusted image bytes (our own PNGs) into an RGB ``uint8`` array.
+
+    Bytes from strangers need more care (size limits, bombs, truncation): the serving code
+    validates before it calls this.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        return np.array(image.convert("RGB"))
+
+
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    """RGB ``uint8`` images ``(N, H, W, 3)`` to the model's normalised ``float32 (N, 3, H, W)``."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} "
+                         f"{images.shape}")
+    pixels = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # copies if read-only
+    batch = pixels.permute(0, 3, 1, 2).float() / 255.0
+    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(STD).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """One RGB ``uint8`` image ``(H, W, 3)`` to a normalised ``float32 (3, H, W)`` tensor."""
+    return to_batch(image[None])[0]

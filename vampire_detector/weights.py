@@ -1,0 +1,46 @@
+"""Committed weights: where they live, how they are saved, and how a ready model is loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vampire_detector.device import pick_device
+from vampire_detector.model import build_model
+
+WEIGHTS_DIR = Path(__file__).with_name("weights")
+
+
+def weights_path(arch: str) -> Path:
+    """The committed state dict of ``arch``; ``<arch>.json`` beside it records how it was made."""
+    return WEIGHTS_DIR / f"{arch}.pt"
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None:
+    """Save the state dict (CPU tensors, so any machine can load it) and its metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
+    torch.save(state, path)
+    path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def load_metadata(arch: str = "vampirenet") -> dict[str, Any]:
+    """How the committed weights of ``arch`` were trained, and how well they did."""
+    return json.loads(weights_path(arch).with_suffix(".json").read_text())
+
+
+def load_model(arch: str = "vampirenet", path: Path | None = None,
+               device: torch.device | None = None) -> nn.Module:
+    """Build ``arch``, load its weights, and return it in eval mode on ``device``."""
+    path = path or weights_path(arch)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no weights at {path}; train them with "
+            f"`python -m vampire_detector.train --arch {arch} --out {path}`")
+    model = build_model(arch)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.eval().to(device or pick_device())
