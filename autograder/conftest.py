@@ -168,7 +168,7 @@ def score_table(results: list[Result]) -> str:
     for result in results:
         chapters.setdefault(result.chapter, []).append(result)
     width = max(len(title) for title in [*chapters, "Total"])
-    lines = [f"{'Chapter':<{width}}  {'passed':>8}  {'points':>13}"]
+    lines = [f"{'Chapter':<{width}}  {'passed':>8}  {'points':>9}"]
     for title, group in chapters.items():  # collection order: test_ch01, test_ch02, ...
         lines.append(_score_line(title, group, width))
     lines.append(_score_line("Total", results, width))
@@ -179,7 +179,7 @@ def _score_line(title: str, results: list[Result], width: int) -> str:
     passed = sum(result.status == "passed" for result in results)
     score = sum(result.score for result in results)
     possible = sum(result.max_score for result in results)
-    return f"{title:<{width}}  {passed:>4}/{len(results):<3}  {score:>6g}/{possible:<6g}"
+    return f"{title:<{width}}  {f'{passed}/{len(results)}':>8}  {f'{score:g}/{possible:g}':>9}"
 
 
 def gradescope(results: list[Result], seconds: float) -> dict:

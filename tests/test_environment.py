@@ -1,0 +1,26 @@
+"""The pip pins of environment.yml (Binder, conda) must be those of requirements.txt."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def requirement_pins() -> set[str]:
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return {line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()}
+
+
+def environment_pins() -> set[str]:
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(dep["pip"] for dep in environment["dependencies"] if isinstance(dep, dict))
+    return set(pip)
+
+
+def test_environment_and_requirements_pin_the_same_packages():
+    assert environment_pins() == requirement_pins()
+
+
+def test_every_requirement_is_pinned_exactly():
+    assert all("==" in pin for pin in requirement_pins())
