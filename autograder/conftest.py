@@ -3,6 +3,7 @@
     pytest autograder/                           # grade your work in exercises/
     pytest autograder/ --impl=solutions          # grade the reference solutions
     pytest autograder/ --gradescope results.json # also write Gradescope's results file
+    pytest autograder/ --impl=path/to/folder     # grade a submission: a folder of chNN_*.py
 
 Every graded test carries ``@pytest.mark.points(n)`` and lives in a module whose docstring starts
 with its chapter's title. A test loads the code it grades through the ``implementation`` fixture,
@@ -13,7 +14,9 @@ sentence or two: what went wrong, never the hidden expected value.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,30 +33,61 @@ ROOT = AUTOGRADER.parent
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("autograder")
-    group.addoption("--impl", choices=IMPLEMENTATIONS, default="exercises",
-                    help="the package to grade (default: exercises)")
+    group.addoption("--impl", default="exercises",
+                    help="what to grade: exercises (the default), solutions, or the path of a "
+                         "folder holding a submission's chNN_*.py files")
     group.addoption("--gradescope", metavar="PATH", type=Path, default=None,
                     help="write Gradescope's results.json to PATH")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): the points a graded test is worth")
+    folder = graded_folder(config)
+    if not folder.is_dir():
+        raise pytest.UsageError(f"--impl: {folder} is not a folder; give exercises, solutions "
+                                "or the folder of a submission")
     config.pluginmanager.register(Gradebook(config), "gradebook")
+
+
+def graded_folder(config: pytest.Config) -> Path:
+    """The folder whose modules are graded."""
+    impl = config.getoption("impl")
+    return ROOT / impl if impl in IMPLEMENTATIONS else Path(impl).resolve()
 
 
 @pytest.fixture(scope="session")
 def implementation(request: pytest.FixtureRequest) -> Callable[[str], ModuleType]:
-    """``implementation("ch01_detector")`` imports that module from the package being graded."""
-    package = request.config.getoption("impl")
+    """``implementation("ch01_detector")`` imports that module from the code being graded."""
+    impl = request.config.getoption("impl")
+    folder = graded_folder(request.config)
 
     def load(module: str) -> ModuleType:
         try:
-            return importlib.import_module(f"{package}.{module}")
+            if impl in IMPLEMENTATIONS:
+                return importlib.import_module(f"{impl}.{module}")
+            return _import_file(folder / f"{module}.py", f"submission.{module}")
         except Exception as error:  # a student's syntax error must not stop the whole run
-            pytest.fail(f"{package}/{module}.py could not be imported: "
+            pytest.fail(f"{folder.name}/{module}.py could not be imported: "
                         f"{type(error).__name__}: {error}", pytrace=False)
 
     return load
+
+
+def _import_file(path: Path, name: str) -> ModuleType:
+    """Import a submission's file that is not part of any package on sys.path."""
+    if name in sys.modules:
+        return sys.modules[name]
+    if not path.exists():
+        raise FileNotFoundError(f"the submission has no {path.name}")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it, as dataclasses and pickling expect
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # so that every test reports the error, not just the first
+        raise
+    return module
 
 
 @dataclass
@@ -152,12 +186,12 @@ def feedback(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> str:
 
 def _student_frames(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> str:
     """Where the error happened in the graded package (the tests' own frames are left out)."""
-    package = ROOT / item.config.getoption("impl")
+    folder = graded_folder(item.config)
     lines = []
     for entry in excinfo.traceback:
         path = Path(str(entry.path))
-        if package in path.parents:
-            lines.append(f"  {path.relative_to(ROOT)}:{entry.lineno + 1}: "
+        if folder in path.parents:
+            lines.append(f"  {folder.name}/{path.relative_to(folder)}:{entry.lineno + 1}: "
                          f"{str(entry.statement).strip()}")
     return "\n".join(lines)
 

@@ -156,3 +156,18 @@ def test_a_graded_test_without_points_is_refused(course):
     result = grade(course)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_free has no @pytest.mark.points(n) marker*"])
+
+
+def test_a_submission_folder_can_be_graded(course):
+    submission = course.path / "submissions" / "mina"
+    submission.mkdir(parents=True)
+    submission.joinpath("ch09.py").write_text(textwrap.dedent(SOLUTION))
+    result = grade(course, f"--impl={submission}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["Total*2/2*3/3*"])
+
+
+def test_a_missing_submission_folder_is_a_clear_error(course):
+    result = grade(course, "--impl=nowhere")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*nowhere is not a folder*"])
