@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := _build/notebooks
 CHAPTERS := $(wildcard book/*.md)
 
-.PHONY: help env book test lint unit grade stubs sync notebooks exercises weights clean
+.PHONY: help env book test lint unit grade stubs sync notebooks notebooks-sync exercises weights clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
 	@echo "make test       run every check that CI runs"
 	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make notebooks-sync  rewrite the chapters' Colab notebooks (book/*.ipynb)"
 	@echo "make weights    retrain the committed VampireNet weights"
 
 env: $(STAMP)
@@ -49,6 +50,7 @@ stubs: $(STAMP)
 
 sync: $(STAMP)
 	$(BIN)/python tools/make_exercises.py --check
+	$(BIN)/python tools/sync_notebooks.py --check
 
 notebooks: $(STAMP)
 	@rm -rf $(NOTEBOOKS) && mkdir -p $(NOTEBOOKS)
@@ -59,6 +61,9 @@ notebooks: $(STAMP)
 
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
+
+notebooks-sync: $(STAMP)
+	$(BIN)/python tools/sync_notebooks.py
 
 weights: $(STAMP)
 	$(BIN)/python -m vampire_detector.train
