@@ -8,8 +8,6 @@ Fill in the three functions below, then grade them with
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,14 +31,17 @@ def predict_proba(model: nn.Module, inputs: torch.Tensor, device: torch.device |
         "Exercise 1.1 is not implemented yet: write it in exercises/ch01_detector.py")
 
 
-def latency_percentiles(fn: Callable[[], object], warmup: int = 5, iters: int = 50,
-                        clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Exercise 1.2: the p50, p95 and p99 latency of ``fn`` in milliseconds.
+def choose_batch_size(samples_ms: dict[int, list[float]], budget_ms: float,
+                      warmup: int = 3) -> int:
+    """Exercise 1.2: the batch size with the highest throughput whose p95 fits the budget.
 
-    Call ``fn`` ``warmup`` times without timing it, then time each of ``iters`` calls on its
-    own with ``clock`` (which returns seconds). Return ``{"p50": ..., "p95": ..., "p99": ...}``.
+    ``samples_ms`` maps each batch size to the latencies of consecutive calls, in milliseconds,
+    starting with ``warmup`` warm-up calls that must be ignored. A batch size fits when the p95
+    of its remaining latencies (``numpy.percentile``'s default method) is at most ``budget_ms``;
+    its throughput is the batch size divided by its median latency. Raise ``ValueError`` when no
+    batch size fits, or when one has no latencies left after the warm-up.
     """
-    # Hint: np.percentile turns a list of samples into any percentile.
+    # Hint: the mean hides the tail, and the largest batch is not always the fastest.
     raise NotImplementedError(
         "Exercise 1.2 is not implemented yet: write it in exercises/ch01_detector.py")
 

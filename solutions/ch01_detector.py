@@ -8,8 +8,6 @@ Fill in the three functions below, then grade them with
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -39,23 +37,31 @@ def predict_proba(model: nn.Module, inputs: torch.Tensor, device: torch.device |
     # END SOLUTION
 
 
-def latency_percentiles(fn: Callable[[], object], warmup: int = 5, iters: int = 50,
-                        clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Exercise 1.2: the p50, p95 and p99 latency of ``fn`` in milliseconds.
+def choose_batch_size(samples_ms: dict[int, list[float]], budget_ms: float,
+                      warmup: int = 3) -> int:
+    """Exercise 1.2: the batch size with the highest throughput whose p95 fits the budget.
 
-    Call ``fn`` ``warmup`` times without timing it, then time each of ``iters`` calls on its
-    own with ``clock`` (which returns seconds). Return ``{"p50": ..., "p95": ..., "p99": ...}``.
+    ``samples_ms`` maps each batch size to the latencies of consecutive calls, in milliseconds,
+    starting with ``warmup`` warm-up calls that must be ignored. A batch size fits when the p95
+    of its remaining latencies (``numpy.percentile``'s default method) is at most ``budget_ms``;
+    its throughput is the batch size divided by its median latency. Raise ``ValueError`` when no
+    batch size fits, or when one has no latencies left after the warm-up.
     """
     # BEGIN SOLUTION
-    # Hint: np.percentile turns a list of samples into any percentile.
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(iters):
-        start = clock()
-        fn()
-        samples.append((clock() - start) * 1000.0)
-    return {f"p{q}": float(np.percentile(samples, q)) for q in (50, 95, 99)}
+    # Hint: the mean hides the tail, and the largest batch is not always the fastest.
+    best, best_throughput = None, 0.0
+    for batch_size, samples in samples_ms.items():
+        steady = samples[warmup:]
+        if not steady:
+            raise ValueError(f"batch size {batch_size} has no latencies after the warm-up")
+        if np.percentile(steady, 95) > budget_ms:
+            continue
+        throughput = batch_size / np.median(steady)
+        if throughput > best_throughput:
+            best, best_throughput = batch_size, throughput
+    if best is None:
+        raise ValueError(f"no batch size keeps p95 within {budget_ms} ms")
+    return best
     # END SOLUTION
 
 

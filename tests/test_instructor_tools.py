@@ -52,7 +52,7 @@ def test_retarget_refuses_what_is_not_owner_slash_name(checkout, bad):
 def test_student_release_has_no_answers_and_grades_to_zero(tmp_path):
     release = tmp_path / "release"
     assert student_release.make_release(ROOT, release) == []
-    assert not (release / "solutions").exists()
+    assert not (release / "solutions").exists() and not (release / "tests").exists()
     assert (release / "exercises" / "ch01_detector.py").exists()
     results = release / "results.json"
     subprocess.run([sys.executable, "-m", "pytest", "autograder", "-q", "-p", "no:cacheprovider",

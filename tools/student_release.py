@@ -2,9 +2,9 @@
 
     python tools/student_release.py ../deploying-pytorch-students
 
-The release holds the files git tracks, less solutions/, the instructors' hidden tests
-(autograder/hidden/) and the instructors' CI, which grades solutions/. It is then checked: no
-solution marker and no run of solution lines may appear anywhere in it.
+The release holds the files git tracks, less what only instructors use: solutions/, the hidden
+tests (autograder/hidden/), the project's own tests and tools, and the CI that grades solutions/.
+It is then checked: no solution marker and no run of solution lines may appear anywhere in it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from tools.make_exercises import BEGIN, END, HINT  # noqa: E402
 
-WITHHELD = ("solutions/", "autograder/hidden/", ".ci/", ".github/workflows/ci.yml")
+WITHHELD = ("solutions/", "autograder/hidden/", "tests/", "tools/", ".ci/",
+            ".github/workflows/ci.yml")
 WINDOW = 3  # this many consecutive solution lines found together count as a leak
 
 
@@ -68,7 +69,7 @@ def leaks(release: Path, solutions: Path) -> list[str]:
         except UnicodeDecodeError:
             continue
         name = path.relative_to(release)
-        if "# BEGIN SOLUTION" in text or "# END SOLUTION" in text:
+        if any(BEGIN.match(line) or END.match(line) for line in text.splitlines()):
             found.append(f"{name}: solution markers")
         code = _code_lines(text.splitlines())
         for size in {len(snippet) for snippet in snippets}:
