@@ -6,14 +6,16 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := _build/notebooks
 CHAPTERS := $(wildcard book/*.md)
 
-.PHONY: help env book test lint unit grade stubs sync notebooks notebooks-sync exercises weights clean
+.PHONY: help env book test lint unit grade stubs sync notebooks browser notebooks-sync exercises \
+	weights screenshots clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
-	@echo "make test       run every check that CI runs"
+	@echo "make test       run every check that CI runs, the book build and a browser check included"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make notebooks-sync  rewrite the chapters' Colab notebooks (book/*.ipynb)"
 	@echo "make weights    retrain the committed VampireNet weights"
+	@echo "make screenshots  retake the README's screenshots of the book"
 
 env: $(STAMP)
 
@@ -29,13 +31,13 @@ $(STAMP): requirements.txt pyproject.toml
 book: $(STAMP)
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: lint unit grade stubs sync notebooks
+test: lint unit grade stubs sync notebooks book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests --ignore=tests/browser
 
 grade: $(STAMP)
 	$(BIN)/python -m pytest autograder --impl=solutions
@@ -59,6 +61,10 @@ notebooks: $(STAMP)
 	done
 	$(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS) -p no:cacheprovider
 
+# The built book in headless Chromium: pages, outputs, search, links, launch buttons.
+browser: $(STAMP)
+	$(BIN)/python -m pytest tests/browser
+
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
 
@@ -67,6 +73,9 @@ notebooks-sync: $(STAMP)
 
 weights: $(STAMP)
 	$(BIN)/python -m vampire_detector.train
+
+screenshots: book
+	$(BIN)/python tools/screenshots.py
 
 clean:
 	rm -rf _build

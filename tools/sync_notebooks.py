@@ -53,9 +53,15 @@ def notebook_text(chapter: Path, url: str) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
+def notebook_chapters(book: Path) -> list[Path]:
+    """The MyST files of ``book`` that are notebooks (they name a kernel); others are prose."""
+    return [chapter for chapter in sorted(book.glob("*.md"))
+            if "kernelspec" in jupytext.read(chapter).metadata]
+
+
 def expected_notebooks(book: Path, url: str) -> dict[Path, str]:
     return {chapter.with_suffix(".ipynb"): notebook_text(chapter, url)
-            for chapter in sorted(book.glob("*.md"))}
+            for chapter in notebook_chapters(book)}
 
 
 def main(argv: list[str] | None = None) -> int:
