@@ -10,8 +10,9 @@ initialisation and the shuffling are all seeded, and only deterministic kernels 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,12 +49,27 @@ def evaluate(model: nn.Module, data: PortraitDataset, device: torch.device,
     return correct / len(data)
 
 
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """Use only deterministic kernels inside the block, and restore the caller's setting after."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
 def train(config: TrainConfig, device: torch.device | None = None,
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict[str, float]]:
     """Train ``config.arch`` from scratch; return the model (in eval mode) and its metrics."""
-    device = device or pick_device()
+    with deterministic():
+        return _train(config, device or pick_device(), log)
+
+
+def _train(config: TrainConfig, device: torch.device,
+           log: Callable[[str], None]) -> tuple[nn.Module, dict[str, float]]:
     torch.manual_seed(config.seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     start = time.perf_counter()
     train_set = PortraitDataset(config.n_train, "train")
     val_set = PortraitDataset(config.n_val, "val")
