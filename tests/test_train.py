@@ -3,8 +3,8 @@ import sys
 
 import torch
 
-from vampire_detector.train import TrainConfig, train
-from vampire_detector.weights import load_metadata, load_model
+from vampire_detector.train import RECIPES, TrainConfig, ensure_weights, train
+from vampire_detector.weights import load_metadata, load_model, weights_path
 
 TINY = TrainConfig(epochs=1, n_train=256, n_val=128, batch_size=32)
 
@@ -41,3 +41,22 @@ def test_committed_weights_are_accurate_and_documented():
     metadata = load_metadata("vampirenet")
     assert metadata["metrics"]["val_accuracy"] >= 0.95
     assert metadata["config"]["arch"] == "vampirenet"
+
+
+def test_production_weights_are_trained_once_into_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAMPIRE_WEIGHTS_CACHE", str(tmp_path))
+    monkeypatch.setitem(RECIPES, "mobilenet_v3_small",
+                        TrainConfig(arch="mobilenet_v3_small", epochs=1, n_train=64, n_val=32))
+    messages: list[str] = []
+    path = ensure_weights("mobilenet_v3_small", log=messages.append)
+    assert path == tmp_path / "mobilenet_v3_small.pt" and path.exists()
+    assert any("training them once" in message for message in messages)
+    assert ensure_weights("mobilenet_v3_small", log=messages.append) == path
+    assert sum("training them once" in message for message in messages) == 1
+    assert not load_model("mobilenet_v3_small", device=torch.device("cpu")).training
+
+
+def test_committed_weights_stay_in_the_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAMPIRE_WEIGHTS_CACHE", str(tmp_path))
+    assert weights_path("vampirenet").parent.name == "weights"
+    assert weights_path("resnet18") == tmp_path / "resnet18.pt"

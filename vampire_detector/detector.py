@@ -1,11 +1,13 @@
 """Inference done right: the eager detector that every later runtime imitates.
 
-``Detector.predict`` is the API of the course: later chapters give an ONNX Runtime session or a
-web service the same method, so the border checkpoint never cares what runs underneath.
+``Predictor`` is the API of the course: every runtime (eager PyTorch here, ONNX Runtime in
+Chapter 4, and those after it) supplies ``probabilities`` and inherits ``predict`` and
+``predict_png``, so the border checkpoint never cares what runs underneath.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +26,24 @@ class Prediction:
     probability: float  # of ``label``, in [0.5, 1]
 
 
-class Detector:
+class Predictor(ABC):
+    """The prediction API of the course: a runtime supplies ``probabilities``, the rest follows."""
+
+    @abstractmethod
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, 2)`` for RGB ``uint8`` images ``(N, H, W, 3)``."""
+
+    def predict(self, images: np.ndarray) -> list[Prediction]:
+        """A label and its probability for each image."""
+        return [Prediction(LABELS[int(p.argmax())], float(p.max()))
+                for p in self.probabilities(images)]
+
+    def predict_png(self, data: bytes) -> Prediction:
+        """Predict one portrait given as PNG bytes."""
+        return self.predict(from_png(data)[None])[0]
+
+
+class Detector(Predictor):
     """A model in eval mode on one device, fed in batches of at most ``batch_size``."""
 
     def __init__(self, model: nn.Module, device: torch.device | None = None,
@@ -47,12 +66,3 @@ class Detector:
             .cpu() for i in range(0, len(images), self.batch_size)
         ]
         return torch.cat(chunks).numpy() if chunks else np.empty((0, len(LABELS)), np.float32)
-
-    def predict(self, images: np.ndarray) -> list[Prediction]:
-        """A label and its probability for each image."""
-        return [Prediction(LABELS[int(p.argmax())], float(p.max()))
-                for p in self.probabilities(images)]
-
-    def predict_png(self, data: bytes) -> Prediction:
-        """Predict one portrait given as PNG bytes."""
-        return self.predict(from_png(data)[None])[0]

@@ -1,8 +1,15 @@
-"""Committed weights: where they live, how they are saved, and how a ready model is loaded."""
+"""Trained weights: where they live, how they are saved, and how a ready model is loaded.
+
+VampireNet's weights are small and committed with the course. The production model's are tens
+of megabytes, so they are trained once on each machine (``train.ensure_weights``, about a minute
+and a half on two CPU cores) and kept in a cache folder, ``$VAMPIRE_WEIGHTS_CACHE`` or
+``~/.cache/vampire-detector``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +20,18 @@ from vampire_detector.device import pick_device
 from vampire_detector.model import build_model
 
 WEIGHTS_DIR = Path(__file__).with_name("weights")
+COMMITTED = frozenset({"vampirenet"})
+
+
+def cache_dir() -> Path:
+    default = Path.home() / ".cache" / "vampire-detector"
+    return Path(os.environ.get("VAMPIRE_WEIGHTS_CACHE", default))
 
 
 def weights_path(arch: str) -> Path:
-    """The committed state dict of ``arch``; ``<arch>.json`` beside it records how it was made."""
-    return WEIGHTS_DIR / f"{arch}.pt"
+    """Where the weights of ``arch`` live; ``<arch>.json`` beside them says how they were made."""
+    folder = WEIGHTS_DIR if arch in COMMITTED else cache_dir()
+    return folder / f"{arch}.pt"
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None:
@@ -29,7 +43,7 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None
 
 
 def load_metadata(arch: str = "vampirenet") -> dict[str, Any]:
-    """How the committed weights of ``arch`` were trained, and how well they did."""
+    """How the weights of ``arch`` were trained, and how well they did."""
     return json.loads(weights_path(arch).with_suffix(".json").read_text())
 
 
