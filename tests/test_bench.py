@@ -42,3 +42,10 @@ def test_rows_and_tables():
 def test_iters_must_be_positive():
     with pytest.raises(ValueError):
         time_calls(lambda: None, iters=0)
+
+
+def test_quick_mode_makes_fewer_calls(monkeypatch):
+    monkeypatch.setenv("VAMPIRE_QUICK", "1")
+    clock = SteppingClock([0.001] * 100)
+    timing = time_calls(clock.work, warmup=5, iters=50, clock=clock)
+    assert len(timing.samples_ms) == 10 and clock.calls == 12

@@ -42,7 +42,7 @@ def repository_url(root: Path = ROOT) -> str:
 
 def notebook_text(chapter: Path, url: str) -> str:
     """The .ipynb text for the MyST chapter ``chapter``."""
-    notebook = jupytext.read(chapter)
+    notebook = jupytext.read(chapter, fmt="md:myst")
     setup = nbformat.v4.new_code_cell(SETUP.format(url=url))
     notebook.cells.insert(0, setup)
     for number, cell in enumerate(notebook.cells):
@@ -56,7 +56,7 @@ def notebook_text(chapter: Path, url: str) -> str:
 def notebook_chapters(book: Path) -> list[Path]:
     """The MyST files of ``book`` that are notebooks (they name a kernel); others are prose."""
     return [chapter for chapter in sorted(book.glob("*.md"))
-            if "kernelspec" in jupytext.read(chapter).metadata]
+            if "kernelspec" in jupytext.read(chapter, fmt="md:myst").metadata]
 
 
 def expected_notebooks(book: Path, url: str) -> dict[Path, str]:
