@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from vampire_detector.detector import Prediction
 from vampire_detector.images import from_png, to_batch
 from vampire_detector.portraits import IMAGE_SIZE, LABELS
+from vampire_detector.predictor import Prediction
 
 
 def export_with_dynamic_batch(model: nn.Module, path: str | Path,

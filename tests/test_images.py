@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from vampire_detector.images import MEAN, STD, from_png, to_batch, to_png, to_tensor
+from vampire_detector.images import MEAN, STD, from_png, normalize, to_batch, to_png, to_tensor
 from vampire_detector.portraits import make_portraits
 
 
@@ -31,3 +31,19 @@ def test_normalisation_constants_match_the_training_data():
 def test_to_batch_refuses_the_wrong_layout():
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         to_batch(np.zeros((2, 3, 64, 64), dtype=np.uint8))
+
+
+def test_numpy_and_torch_preprocessing_are_the_same_numbers():
+    images, _ = make_portraits(4, seed=3)
+    assert np.array_equal(normalize(images), to_batch(images).numpy())
+
+
+def test_preprocessing_needs_no_pytorch():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
+            "from vampire_detector.images import normalize, from_png, to_png\n"
+            "from vampire_detector.predictor import Predictor\n"
+            "from vampire_detector.ort_detector import OrtDetector\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

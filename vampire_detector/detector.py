@@ -1,46 +1,22 @@
 """Inference done right: the eager detector that every later runtime imitates.
 
-``Predictor`` is the API of the course: every runtime (eager PyTorch here, ONNX Runtime in
-Chapter 4, and those after it) supplies ``probabilities`` and inherits ``predict`` and
-``predict_png``, so the border checkpoint never cares what runs underneath.
+``Detector`` is the eager PyTorch runtime of ``predictor.Predictor``, the API of the course:
+later runtimes (ONNX Runtime in Chapter 4, the web service) offer the same methods.
 """
 
 from __future__ import annotations
-
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
 from vampire_detector.device import pick_device
-from vampire_detector.images import from_png, to_batch
+from vampire_detector.images import to_batch
 from vampire_detector.portraits import LABELS
+from vampire_detector.predictor import Prediction, Predictor
 from vampire_detector.weights import load_model
 
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str  # "human" or "vampire"
-    probability: float  # of ``label``, in [0.5, 1]
-
-
-class Predictor(ABC):
-    """The prediction API of the course: a runtime supplies ``probabilities``, the rest follows."""
-
-    @abstractmethod
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Class probabilities ``(N, 2)`` for RGB ``uint8`` images ``(N, H, W, 3)``."""
-
-    def predict(self, images: np.ndarray) -> list[Prediction]:
-        """A label and its probability for each image."""
-        return [Prediction(LABELS[int(p.argmax())], float(p.max()))
-                for p in self.probabilities(images)]
-
-    def predict_png(self, data: bytes) -> Prediction:
-        """Predict one portrait given as PNG bytes."""
-        return self.predict(from_png(data)[None])[0]
+__all__ = ["Detector", "Prediction", "Predictor"]  # Prediction and Predictor live in predictor
 
 
 class Detector(Predictor):

@@ -1,17 +1,22 @@
 """Pixels in and out: PNG bytes, and the one preprocessing every runtime must reproduce.
 
-The model was trained on ``to_tensor``'s output. Any other path to the model (an ONNX session, a
+The model was trained on ``normalize``'s output. Any other path to the model (an ONNX session, a
 web service, a Lambda handler) must turn pixels into exactly the same numbers, or its accuracy
-silently drops. Keep this module the single definition of that transform.
+silently drops. Keep this module the single definition of that transform. It is written in NumPy
+so that an ONNX-only deployment, with no PyTorch installed, can use it too; ``to_batch`` wraps
+the result in a tensor for PyTorch models.
 """
 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 # Per-channel statistics of the clean training portraits (tests/test_images.py re-measures them).
 MEAN = (0.356, 0.334, 0.318)
@@ -37,16 +42,22 @@ def from_png(data: bytes) -> np.ndarray:
         return np.array(image.convert("RGB"))
 
 
-def to_batch(images: np.ndarray) -> torch.Tensor:
+def normalize(images: np.ndarray) -> np.ndarray:
     """RGB ``uint8`` images ``(N, H, W, 3)`` to the model's normalised ``float32 (N, 3, H, W)``."""
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} "
                          f"{images.shape}")
-    pixels = torch.from_numpy(np.require(images, requirements=["C", "W"]))  # copies if read-only
-    batch = pixels.permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(STD).view(1, 3, 1, 1)
-    return (batch - mean) / std
+    batch = images.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+    mean = np.array(MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.array(STD, dtype=np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray((batch - mean) / std)
+
+
+def to_batch(images: np.ndarray) -> torch.Tensor:
+    """``normalize`` as a PyTorch tensor, for eager and TorchScript models."""
+    import torch  # here, not at the top: ONNX-only deployments have no PyTorch
+
+    return torch.from_numpy(normalize(images))
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:

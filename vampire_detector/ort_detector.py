@@ -2,7 +2,8 @@
 
 The border checkpoint sends raw images. The session only sees numbers, so the pixels must go
 through exactly the preprocessing the model was trained with: this class uses
-``vampire_detector.images.to_batch``, the one definition of it, and never a copy.
+``vampire_detector.images.normalize``, the one definition of it, and never a copy. Nothing here
+imports PyTorch, so a serving image with ONNX Runtime alone can use it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from vampire_detector.detector import Predictor
-from vampire_detector.images import to_batch
+from vampire_detector.images import normalize
 from vampire_detector.portraits import LABELS
+from vampire_detector.predictor import Predictor
 
 CPU = "CPUExecutionProvider"
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -98,7 +99,7 @@ class OrtDetector(Predictor):
         if len(images) == 0:
             return np.empty((0, len(LABELS)), np.float32)
         self._check(images)
-        chunks = [self.session.run(None, {self.input_name: to_batch(
-            images[i:i + self.batch_size]).numpy()})[0]
+        chunks = [self.session.run(None, {self.input_name: normalize(
+            images[i:i + self.batch_size])})[0]
             for i in range(0, len(images), self.batch_size)]
         return _softmax(np.concatenate(chunks))
