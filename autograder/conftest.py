@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ import pytest
 
 IMPLEMENTATIONS = ("exercises", "solutions")
 DEFAULT_TIMEOUT_S = 60
+STUB = re.compile(r"TODO: (Exercise \d+\.\d+) is not implemented yet")  # tools/make_exercises.py
 AUTOGRADER = Path(__file__).resolve().parent
 ROOT = AUTOGRADER.parent
 
@@ -71,6 +73,27 @@ def implementation(request: pytest.FixtureRequest) -> Callable[[str], ModuleType
                         f"{type(error).__name__}: {error}", pytrace=False)
 
     return load
+
+
+@pytest.fixture(scope="session")
+def graded_file(request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """``graded_file("ch07_docker/Dockerfile")``: a non-Python file of the code being graded.
+
+    A file that still holds its TODO stub counts as not implemented, like a Python stub.
+    """
+    folder = graded_folder(request.config)
+
+    def find(name: str) -> Path:
+        path = folder / name
+        if not path.is_file():
+            pytest.fail(f"{folder.name}/{name} is missing", pytrace=False)
+        stub = STUB.search(path.read_text(errors="replace"))
+        if stub:
+            raise NotImplementedError(f"{stub[1]} is not implemented yet: write it in "
+                                      f"{folder.name}/{name}")
+        return path
+
+    return find
 
 
 def _import_file(path: Path, name: str) -> ModuleType:

@@ -171,3 +171,27 @@ def test_a_missing_submission_folder_is_a_clear_error(course):
     result = grade(course, "--impl=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*nowhere is not a folder*"])
+
+
+FILE_TESTS = '''
+"""Chapter 12 — Files."""
+import pytest
+
+@pytest.mark.points(2)
+def test_config(graded_file):
+    """12.1 the config names the castle"""
+    assert "castle" in graded_file("ch12/config.yaml").read_text(), "name the castle"
+'''
+
+
+def test_non_python_files_are_graded_and_their_stubs_fail_as_stubs(course):
+    course.path.joinpath("autograder", "test_ch12_files.py").write_text(FILE_TESTS)
+    for package, text in (("solutions", "home: castle\n"),
+                          ("exercises", "# TODO: Exercise 12.1 is not implemented yet.\n")):
+        course.path.joinpath(package, "ch12").mkdir()
+        course.path.joinpath(package, "ch12", "config.yaml").write_text(text)
+    grade(course, "--impl=solutions").assert_outcomes(passed=3)
+    result = grade(course)
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines(["Exercise 12.1 is not implemented yet: write it in "
+                                 "exercises/ch12/config.yaml"])
