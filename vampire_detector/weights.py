@@ -35,11 +35,19 @@ def weights_path(arch: str) -> Path:
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None:
-    """Save the state dict (CPU tensors, so any machine can load it) and its metadata."""
+    """Save the state dict (CPU tensors, so any machine can load it) and its metadata.
+
+    Each file is written under a temporary name and renamed into place, so a process that loads
+    the weights while another is still saving them never reads half a file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}
-    torch.save(state, path)
-    path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    torch.save(state, partial)
+    notes = partial.with_suffix(".json")
+    notes.write_text(json.dumps(metadata, indent=2) + "\n")
+    os.replace(notes, path.with_suffix(".json"))
+    os.replace(partial, path)
 
 
 def load_metadata(arch: str = "vampirenet") -> dict[str, Any]:

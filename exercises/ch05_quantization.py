@@ -1,0 +1,84 @@
+"""Chapter 5 exercises: quantization.
+
+Fill in the class and the functions below, then grade them with
+
+    pytest autograder/test_ch05_quantization.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+
+from vampire_detector.bench import time_calls
+from vampire_detector.dataset import PortraitDataset
+from vampire_detector.ort_detector import OrtDetector
+
+
+class PortraitReader(CalibrationDataReader):
+    """Exercise 5.1: feed ``n`` portraits of ``split`` to ONNX Runtime's calibrator.
+
+    ``get_next`` returns ``{"images": batch}`` with at most ``batch_size`` portraits per batch,
+    preprocessed exactly as at serving time (float32, normalised, ``(b, 3, 64, 64)``), and None
+    once all ``n`` portraits have been given. ``rewind`` starts again from the first batch.
+    """
+
+    def __init__(self, n: int = 200, batch_size: int = 20, split: str = "train"):
+        # Hint: PortraitDataset(n, split).inputs is already preprocessed by images.to_batch.
+        raise NotImplementedError(
+            "Exercise 5.1 is not implemented yet: write it in exercises/ch05_quantization.py")
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        raise NotImplementedError(
+            "Exercise 5.1 is not implemented yet: write it in exercises/ch05_quantization.py")
+
+    def rewind(self) -> None:
+        raise NotImplementedError(
+            "Exercise 5.1 is not implemented yet: write it in exercises/ch05_quantization.py")
+
+
+def quantize_for_the_border(fp32_path: str | Path, out_path: str | Path,
+                            reader: CalibrationDataReader) -> Path:
+    """Exercise 5.2: write a statically quantized INT8 copy of the ONNX model at ``fp32_path``.
+
+    Calibrate with ``reader``. The result must keep its accuracy within 1 point of the FP32
+    model's, weigh at most 35% of the FP32 file, and really compute in 8 bits. Raise
+    ``FileNotFoundError`` naming ``fp32_path`` when it does not exist. Return ``out_path``.
+    """
+    # Hint: onnxruntime.quantization has quant_pre_process and quantize_static.
+    # Hint: the exporter stores a stack trace in every node's metadata_props; the border does not
+    # Hint: need them, and in a small model they weigh more than you would think.
+    raise NotImplementedError(
+        "Exercise 5.2 is not implemented yet: write it in exercises/ch05_quantization.py")
+
+
+def border_report(models: Mapping[str, str | Path], data: PortraitDataset,
+                  batch_sizes: Sequence[int] = (1, 16), threads: int = 1,
+                  iters: int = 10) -> list[dict[str, object]]:
+    """Exercise 5.3: size, latency and accuracy of several ONNX models, one row per model.
+
+    Each row is a dict with, in this order:
+
+    - ``"model"``: the model's name (the key in ``models``);
+    - ``"MB"``: the file size in megabytes (1 MB = 1e6 bytes);
+    - ``"size ratio"``: the file size divided by that of the first model;
+    - ``"accuracy"``: the fraction of ``data`` (``data.images``, ``data.labels``) it labels right;
+    - for each ``b`` in ``batch_sizes``: ``f"p50 ms (batch {b})"``, the median latency of one call
+      on the first ``b`` images, measured with ``vampire_detector.bench.time_calls`` on a
+      ``threads``-thread ``OrtDetector``, and ``f"speed-up (batch {b})"``, the first model's
+      median divided by this one's.
+    """
+    # Hint: OrtDetector(path, threads=threads).probabilities(images) gives (N, 2) probabilities.
+    raise NotImplementedError(
+        "Exercise 5.3 is not implemented yet: write it in exercises/ch05_quantization.py")
