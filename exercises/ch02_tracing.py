@@ -13,6 +13,14 @@ import torch
 from torch import nn
 
 
+def check_example(example: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``example`` is a float ``(N, 3, H, W)`` batch of portraits."""
+    if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.size(1) != 3:
+        raise ValueError("example must be a (N, 3, H, W) tensor of portraits")
+    if not example.is_floating_point():
+        raise ValueError(f"example must hold floats (normalised pixels), not {example.dtype}")
+
+
 def trace_and_save(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
     """Exercise 2.1: trace ``model`` for inference and save it where the border can load it.
 

@@ -13,6 +13,14 @@ import torch
 from torch import nn
 
 
+def check_example(example: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``example`` is a float ``(N, 3, H, W)`` batch of portraits."""
+    if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.size(1) != 3:
+        raise ValueError("example must be a (N, 3, H, W) tensor of portraits")
+    if not example.is_floating_point():
+        raise ValueError(f"example must hold floats (normalised pixels), not {example.dtype}")
+
+
 def trace_and_save(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
     """Exercise 2.1: trace ``model`` for inference and save it where the border can load it.
 
@@ -23,10 +31,7 @@ def trace_and_save(model: nn.Module, example: torch.Tensor, path: str | Path) ->
     """
     # BEGIN SOLUTION
     # Hint: the trace records whatever mode the model is in when torch.jit.trace runs.
-    if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.size(1) != 3:
-        raise ValueError("example must be a (N, 3, H, W) tensor of portraits")
-    if not example.is_floating_point():
-        raise ValueError(f"example must hold floats (normalised pixels), not {example.dtype}")
+    check_example(example)
     was_training = model.training
     model.eval()
     try:
@@ -85,10 +90,7 @@ def border_ready(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptMod
     # BEGIN SOLUTION
     # Hint: torch.jit.freeze refuses a module in training mode.
     # Hint: optimize_for_inference makes graphs that cannot be saved: leave it to the loader.
-    if not isinstance(example, torch.Tensor) or example.dim() != 4 or example.size(1) != 3:
-        raise ValueError("example must be a (N, 3, H, W) tensor of portraits")
-    if not example.is_floating_point():
-        raise ValueError(f"example must hold floats (normalised pixels), not {example.dtype}")
+    check_example(example)
     was_training = model.training
     model.eval()
     try:
