@@ -68,34 +68,40 @@ def drain(reader) -> list[dict[str, np.ndarray]]:
 
 # Exercise 5.1 ------------------------------------------------------------------------------
 
+NIGHT_AND_DAY = ("clean", "candlelight")
+
+
 @pytest.mark.points(2)
 def test_reader_gives_every_portrait_once_then_none(ch05):
-    """5.1 PortraitReader gives n portraits in batches of at most batch_size, then None"""
-    batches = drain(ch05.PortraitReader(n=45, batch_size=20))
+    """5.1 MixedPortraitReader gives n portraits per population in batches, then None"""
+    batches = drain(ch05.MixedPortraitReader(n=45, batch_size=20, populations=NIGHT_AND_DAY))
     assert batches, "the first call of get_next returned None"
     assert all(isinstance(b, dict) and list(b) == ["images"] for b in batches), (
         "each batch must be a dict with one entry, named after the model's input: 'images'")
-    assert [len(b["images"]) for b in batches] == [20, 20, 5], (
-        "45 portraits in batches of 20 should come as batches of 20, 20 and 5")
+    assert [len(b["images"]) for b in batches] == [20, 20, 5] * 2, (
+        "45 portraits of each of two populations, in batches of at most 20 that never mix "
+        "populations, should come as batches of 20, 20 and 5, twice")
     assert all(b["images"].dtype == np.float32 and b["images"].shape[1:] == (3, 64, 64)
                for b in batches), "each batch must be a float32 array (b, 3, 64, 64)"
 
 
 @pytest.mark.points(2)
 def test_reader_gives_preprocessed_training_portraits(ch05):
-    """5.1 PortraitReader's batches are the training portraits, preprocessed as at serving time"""
-    batches = drain(ch05.PortraitReader(n=30, batch_size=30, split="train"))
+    """5.1 MixedPortraitReader's batches are each population's training portraits, preprocessed"""
+    populations = ("candlelight", "makeup", "clean")
+    batches = drain(ch05.MixedPortraitReader(n=12, batch_size=12, populations=populations))
     given = np.concatenate([b["images"] for b in batches])
-    expected = PortraitDataset(30, "train").inputs.numpy()
-    assert np.allclose(given, expected, atol=1e-6), (
-        "these are not the training portraits as the model sees them: use the split you were "
-        "given and exactly the serving preprocessing (vampire_detector.images.to_batch)")
+    expected = np.concatenate([PortraitDataset(12, "train", population).inputs.numpy()
+                               for population in populations])
+    assert given.shape == expected.shape and np.allclose(given, expected, atol=1e-6), (
+        "these are not the training portraits of each population, in the order given, as the "
+        "model sees them: use the train split and exactly the serving preprocessing")
 
 
 @pytest.mark.points(1)
 def test_reader_rewinds(ch05):
-    """5.1 after rewind, PortraitReader starts again from its first batch"""
-    reader = ch05.PortraitReader(n=20, batch_size=10)
+    """5.1 after rewind, MixedPortraitReader starts again from its first batch"""
+    reader = ch05.MixedPortraitReader(n=20, batch_size=10, populations=NIGHT_AND_DAY)
     first = drain(reader)
     reader.rewind()
     again = drain(reader)
@@ -107,9 +113,9 @@ def test_reader_rewinds(ch05):
 @pytest.mark.points(2)
 def test_reader_calibrates_an_accurate_int8_model(ch05, fp32_path, held_out, fp32_accuracy,
                                                  tmp_path):
-    """5.1 INT8 VampireNet calibrated with PortraitReader loses at most 1 point of accuracy"""
+    """5.1 INT8 VampireNet calibrated with MixedPortraitReader loses at most 1 point of accuracy"""
     path = quantize_onnx_static(fp32_path, tmp_path / "int8.onnx",
-                                ch05.PortraitReader(n=100, batch_size=20))
+                                ch05.MixedPortraitReader(n=50, batch_size=25))
     drop = fp32_accuracy - accuracy(path, held_out)
     assert drop <= MAX_ACCURACY_DROP, (
         f"calibrated with your reader, the INT8 model loses {drop:.1%} of accuracy (allowed: "

@@ -26,33 +26,40 @@ from vampire_detector.dataset import PortraitDataset
 from vampire_detector.ort_detector import OrtDetector
 
 
-class PortraitReader(CalibrationDataReader):
-    """Exercise 5.1: feed ``n`` portraits of ``split`` to ONNX Runtime's calibrator.
+class MixedPortraitReader(CalibrationDataReader):
+    """Exercise 5.1: calibration portraits from several populations, one population per batch.
 
-    ``get_next`` returns ``{"images": batch}`` with at most ``batch_size`` portraits per batch,
-    preprocessed exactly as at serving time (float32, normalised, ``(b, 3, 64, 64)``), and None
-    once all ``n`` portraits have been given. ``rewind`` starts again from the first batch.
+    The border sees daylight and candle-lit travellers, and an INT8 model only represents the
+    activation ranges it saw during calibration. Give ``n`` training portraits of each population
+    in ``populations``, in that order, preprocessed exactly as at serving time (float32,
+    normalised, ``(b, 3, 64, 64)``), as ``{"images": batch}`` with at most ``batch_size``
+    portraits per batch and never two populations in one batch. ``get_next`` returns None once
+    all have been given; ``rewind`` starts again from the first batch.
     """
 
-    def __init__(self, n: int = 200, batch_size: int = 20, split: str = "train"):
+    def __init__(self, n: int = 100, batch_size: int = 20,
+                 populations: Sequence[str] = ("clean", "candlelight")):
         # BEGIN SOLUTION
-        # Hint: PortraitDataset(n, split).inputs is already preprocessed by images.to_batch.
-        inputs = PortraitDataset(n, split).inputs.contiguous().numpy()
-        self.batches = [inputs[i:i + batch_size] for i in range(0, n, batch_size)]
-        self.position = 0
+        # Hint: PortraitDataset(n, "train", population).inputs is preprocessed by to_batch.
+        self.batches = []
+        for population in populations:
+            inputs = PortraitDataset(n, "train", population).inputs.numpy()
+            self.batches += [inputs[start:start + batch_size] for start in range(0, n, batch_size)]
+        self.next_batch = 0
         # END SOLUTION
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         # BEGIN SOLUTION
-        if self.position >= len(self.batches):
+        if self.next_batch == len(self.batches):
             return None
-        self.position += 1
-        return {"images": self.batches[self.position - 1]}
+        batch = self.batches[self.next_batch]
+        self.next_batch += 1
+        return {"images": batch}
         # END SOLUTION
 
     def rewind(self) -> None:
         # BEGIN SOLUTION
-        self.position = 0
+        self.next_batch = 0
         # END SOLUTION
 
 
