@@ -7,7 +7,7 @@ NOTEBOOKS := _build/notebooks
 CHAPTERS := $(wildcard book/*.md)
 
 .PHONY: help env book test lint unit grade stubs sync notebooks browser notebooks-sync exercises \
-	weights screenshots clean
+	weights screenshots serve clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -16,6 +16,7 @@ help:
 	@echo "make notebooks-sync  rewrite the chapters' Colab notebooks (book/*.ipynb)"
 	@echo "make weights    retrain the committed VampireNet weights"
 	@echo "make screenshots  retake the README's screenshots of the book"
+	@echo "make serve      run the detection service on http://127.0.0.1:8000 (docs at /docs)"
 
 env: $(STAMP)
 
@@ -78,6 +79,10 @@ weights: $(STAMP)
 
 screenshots: book
 	$(BIN)/python tools/screenshots.py
+
+# The Chapter 6 service on the committed VampireNet; VAMPIRE_* variables change its settings.
+serve: $(STAMP)
+	$(BIN)/uvicorn --factory vampire_detector.service.app:create_app --host 127.0.0.1 --port 8000
 
 clean:
 	rm -rf _build

@@ -1,0 +1,1 @@
+"""Benchmark scripts: measurements that take minutes belong here, not in the unit tests."""

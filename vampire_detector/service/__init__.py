@@ -1,0 +1,10 @@
+"""The detection service: the FastAPI app that the border checkpoint calls (Chapter 6).
+
+    uvicorn --factory vampire_detector.service.app:create_app
+
+One concept per module: ``settings`` (configuration from the environment), ``runtimes`` (which
+model runs and how), ``uploads`` (turning untrusted bytes into a portrait), ``batcher`` (grouping
+concurrent requests into one model call), ``errors`` (the one error body), ``schemas`` (what the
+responses look like) and ``app`` (the factory, its lifespan and its routes). ``naive`` is
+Renfield's endpoint, kept as the benchmark's baseline.
+"""

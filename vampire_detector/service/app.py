@@ -1,0 +1,220 @@
+"""The detection service: an app factory, its lifespan, and its routes.
+
+    uvicorn --factory vampire_detector.service.app:create_app --port 8000
+
+The lifespan handler starts the model loading on a worker thread and returns at once, so the
+process answers ``/health`` (liveness: "I am running") immediately and ``/ready`` (readiness:
+"send me traffic") only once the model is loaded and warmed. Requests go through the micro-
+batcher, which runs the model off the event loop, one batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import anyio
+import numpy as np
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+
+from vampire_detector.portraits import make_portraits
+from vampire_detector.predictor import Prediction
+from vampire_detector.service.batcher import MicroBatcher, QueueFull
+from vampire_detector.service.body_limit import BodyLimit
+from vampire_detector.service.errors import ServiceError, install_error_handlers
+from vampire_detector.service.runtimes import LoadedModel, load_predictor
+from vampire_detector.service.schemas import (
+    BatchOut,
+    ErrorBody,
+    HealthOut,
+    LabelOut,
+    PredictionOut,
+    ReadyOut,
+)
+from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.service.uploads import UploadLimits, read_portrait
+
+log = logging.getLogger("vampire_detector.service")
+Loader = Callable[[ServiceSettings], LoadedModel]
+INLINE_DECODE_BYTES = 32_768  # smaller uploads decode on the loop; a thread hop costs more
+FORM_OVERHEAD = 65_536  # multipart boundaries and headers around the image bytes
+
+
+@dataclass
+class Service:
+    """Everything a request needs, created by the lifespan handler and kept on ``app.state``."""
+
+    settings: ServiceSettings
+    limits: UploadLimits
+    model: LoadedModel | None = None
+    batcher: MicroBatcher[np.ndarray, Prediction] | None = None
+    failure: str | None = None  # why loading failed, if it did
+    warmed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def ready(self) -> bool:
+        return self.warmed.is_set() and self.batcher is not None
+
+
+def warm_up(model: LoadedModel, settings: ServiceSettings) -> None:
+    """Run the batch sizes that traffic will bring, so the first traveller waits no longer."""
+    images = make_portraits(settings.max_batch_size, seed=0, size=settings.image_size)[0]
+    for _ in range(settings.warmup_batches):
+        model.predictor.predict(images[:1])
+        model.predictor.predict(images)
+
+
+async def load_and_warm(service: Service, loader: Loader) -> None:
+    """Load the model on a worker thread, warm it, then start the batcher and declare ready."""
+    settings = service.settings
+    try:
+        model = await anyio.to_thread.run_sync(loader, settings)
+        await anyio.to_thread.run_sync(warm_up, model, settings)
+    except Exception as error:  # the process stays up to say why; /health turns unhealthy
+        log.exception("could not load the model")
+        service.failure = f"{type(error).__name__}: {error}"
+        return
+    batcher = MicroBatcher(lambda images: model.predictor.predict(np.stack(images)),
+                           max_batch_size=settings.max_batch_size,
+                           max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue)
+    await batcher.start()
+    service.model, service.batcher = model, batcher
+    service.warmed.set()
+    log.info("ready: %s", model.version)
+
+
+def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limits = UploadLimits(settings.max_upload_bytes, settings.max_pixels,
+                              image_size=settings.image_size)
+        service = app.state.service = Service(settings, limits)
+        loading = asyncio.create_task(load_and_warm(service, loader))
+        if not background:
+            await loading
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            if service.batcher is not None:
+                await service.batcher.stop()
+
+    return lifespan
+
+
+async def get_service(request: Request) -> Service:
+    # async: FastAPI runs a plain ``def`` dependency on a worker thread, a hop per request.
+    return request.app.state.service
+
+
+async def ready_service(service: Annotated[Service, Depends(get_service)]) -> Service:
+    """The service, or a 503 that tells the load balancer to send this request elsewhere."""
+    if not service.ready:
+        raise ServiceError(503, "not_ready", "the model is still loading; retry shortly")
+    return service
+
+
+ReadyService = Annotated[Service, Depends(ready_service)]
+
+
+async def read_upload(upload: UploadFile, service: Service) -> np.ndarray:
+    """The portrait in one uploaded file, decoded on a thread when it is large."""
+    data = await upload.read(service.limits.max_bytes + 1)
+    if len(data) <= INLINE_DECODE_BYTES:
+        return read_portrait(data, upload.content_type, service.limits)
+    return await anyio.to_thread.run_sync(read_portrait, data, upload.content_type,
+                                          service.limits)
+
+
+async def classify(service: Service, images: Sequence[np.ndarray]) -> list[Prediction]:
+    try:
+        return list(await asyncio.gather(*(service.batcher.submit(i) for i in images)))
+    except QueueFull as error:
+        raise ServiceError(503, "busy", f"the detector is busy ({error}); retry "
+                           "shortly") from error
+
+
+ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
+    413: "the upload is too large", 415: "not a PNG, JPEG or WebP image",
+    422: "not a usable image (corrupt, truncated, a decompression bomb, too small)",
+    503: "the model is not ready yet, or the queue is full"}.items()}
+
+
+def body_limits(settings: ServiceSettings) -> dict[str, int]:
+    return {"/predict": settings.max_upload_bytes + FORM_OVERHEAD,
+            "/predict/batch": settings.max_batch_files * settings.max_upload_bytes + FORM_OVERHEAD}
+
+
+def add_prediction_routes(app: FastAPI) -> None:
+    @app.post("/predict", response_model=PredictionOut, responses=ERRORS,
+              summary="Is the traveller in this portrait a vampire?")
+    async def predict(service: ReadyService,
+                      image: Annotated[UploadFile, File(description="a PNG, JPEG or WebP "
+                                                        "portrait")]) -> PredictionOut:
+        start = time.perf_counter()
+        (prediction,) = await classify(service, [await read_upload(image, service)])
+        return PredictionOut(label=prediction.label, probability=prediction.probability,
+                             model_version=service.model.version,
+                             latency_ms=round((time.perf_counter() - start) * 1000, 3))
+
+    @app.post("/predict/batch", response_model=BatchOut, responses=ERRORS,
+              summary="Judge a whole coach of travellers at once")
+    async def predict_batch(service: ReadyService,
+                            images: Annotated[list[UploadFile], File(
+                                description="up to max_batch_files portraits")]) -> BatchOut:
+        start = time.perf_counter()
+        if len(images) > service.settings.max_batch_files:
+            raise ServiceError(413, "too_many_files", f"send at most "
+                               f"{service.settings.max_batch_files} images per request")
+        pixels = []
+        for index, upload in enumerate(images):
+            try:
+                pixels.append(await read_upload(upload, service))
+            except ServiceError as error:
+                raise ServiceError(error.status, error.code,
+                                   f"images[{index}]: {error.message}") from error
+        predictions = await classify(service, pixels)
+        return BatchOut(predictions=[LabelOut(label=p.label, probability=p.probability)
+                                     for p in predictions],
+                        model_version=service.model.version,
+                        latency_ms=round((time.perf_counter() - start) * 1000, 3))
+
+
+def add_probe_routes(app: FastAPI) -> None:
+    @app.get("/health", response_model=HealthOut, responses={503: {"model": ErrorBody}},
+             summary="Liveness: is the process able to work at all?")
+    async def health(service: Annotated[Service, Depends(get_service)]) -> HealthOut:
+        if service.failure is not None:
+            raise ServiceError(503, "model_failed", service.failure)
+        return HealthOut()
+
+    @app.get("/ready", response_model=ReadyOut, responses={503: {"model": ErrorBody}},
+             summary="Readiness: is the model loaded and warmed?")
+    async def ready(service: ReadyService) -> ReadyOut:
+        return ReadyOut(model_version=service.model.version, runtime=service.settings.runtime)
+
+
+def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load_predictor,
+               load_in_background: bool = True) -> FastAPI:
+    """The service; with no arguments, configured from ``VAMPIRE_*`` environment variables.
+
+    ``loader`` builds the model from the settings (tests pass a fake). With
+    ``load_in_background=False`` the lifespan waits for the model, for platforms such as AWS
+    Lambda that have no readiness probe.
+    """
+    settings = settings or ServiceSettings()
+    app = FastAPI(title="Dracula's vampire detector", version="1.0",
+                  description="Upload a traveller's portrait; learn whether they are a vampire.",
+                  lifespan=make_lifespan(settings, loader, load_in_background))
+    app.add_middleware(BodyLimit, limits=body_limits(settings))
+    install_error_handlers(app)
+    add_probe_routes(app)
+    add_prediction_routes(app)
+    return app

@@ -1,0 +1,140 @@
+"""The micro-batcher: many travellers, one model call.
+
+A model call has a fixed cost (Python, the runtime's dispatch, a thread pool waking up) and a
+cost per image that shrinks with the batch. Requests arrive one image at a time, so the batcher
+holds each for at most ``max_wait_s`` while others join it, up to ``max_batch_size``, runs the
+whole group in one call on a worker thread (never on the event loop), and hands every caller its
+own row of the answer. One model call runs at a time, so the threads of the runtime never fight
+each other for the cores.
+
+If a batch fails, the batcher runs its items one by one, so a single poisoned request only fails
+its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class QueueFull(Exception):
+    """More requests are waiting than the service agreed to hold; the caller should retry."""
+
+
+@dataclass
+class BatchStats:
+    calls: int = 0  # model calls made
+    items: int = 0  # requests answered through them
+    sizes: list[int] = field(default_factory=list)  # the last batch sizes, for the curious
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Groups concurrent ``submit`` calls into calls of ``run_batch(items) -> results``."""
+
+    def __init__(self, run_batch: Callable[[Sequence[Item]], Sequence[Result]], *,
+                 max_batch_size: int = 16, max_wait_s: float = 0.002, max_queue: int = 256):
+        if max_batch_size < 1 or max_wait_s < 0 or max_queue < 1:
+            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_s >= 0")
+        self.run_batch = run_batch
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
+        self.stats = BatchStats()
+        self._queue: asyncio.Queue[tuple[Item, asyncio.Future[Result]]] = asyncio.Queue(
+            max_queue)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._worker: asyncio.Task[None] | None = None
+        self._in_flight: list[tuple[Item, asyncio.Future[Result]]] = []
+
+    async def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._serve(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        """Stop taking batches, fail whoever is still waiting, and free the worker thread."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        waiting = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        for _, future in [*self._in_flight, *waiting]:
+            _settle(future, error=RuntimeError("the service is shutting down"))
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, item: Item) -> Result:
+        """Queue ``item`` and wait for its own result (or its own exception)."""
+        if self._worker is None:
+            raise RuntimeError("start() the batcher before submitting")
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((item, future))
+        except asyncio.QueueFull:
+            raise QueueFull(f"{self._queue.maxsize} requests are already waiting") from None
+        return await future
+
+    async def _collect(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        """Wait for one request, then gather others until the batch is full or time is up."""
+        batch.append(await self._queue.get())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while len(batch) < self.max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:  # TimeoutError itself from Python 3.11 on
+                break
+
+    async def _serve(self) -> None:
+        while True:
+            self._in_flight = []  # kept on self, so that stop() can answer its callers
+            await self._collect(self._in_flight)
+            waiting = [(item, future) for item, future in self._in_flight
+                       if not future.cancelled()]  # callers that gave up cost nothing
+            if waiting:
+                await self._answer(waiting)
+
+    async def _call(self, items: Sequence[Item]) -> Sequence[Result]:
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self.run_batch, items)
+        finally:
+            self.stats.calls += 1
+            self.stats.items += len(items)
+            self.stats.sizes = [*self.stats.sizes[-99:], len(items)]
+        if len(results) != len(items):
+            raise RuntimeError(f"run_batch returned {len(results)} results for {len(items)}")
+        return results
+
+    async def _answer(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._call([item for item, _ in batch])
+        except Exception as error:
+            if len(batch) == 1:
+                _settle(batch[0][1], error=error)
+                return
+            for item, future in batch:  # find the culprit: each alone
+                await self._answer([(item, future)])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+
+def _settle(future: asyncio.Future, result: object = None,
+            error: BaseException | None = None) -> None:
+    if future.done():  # the caller gave up (disconnected) meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

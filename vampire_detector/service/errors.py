@@ -1,0 +1,64 @@
+"""One error body for every failure: ``{"error": {"code": ..., "message": ...}}``.
+
+A client at the border should never have to parse three different error shapes, and a bad
+request must never surface as a 500. Every refusal in the service raises ``ServiceError`` (or one
+of FastAPI's own exceptions), and the handlers below turn all of them into the same JSON body.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("vampire_detector.service")
+
+# Codes for the HTTP errors that FastAPI or Starlette raise before our code runs.
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
+              415: "unsupported_media_type", 503: "unavailable"}
+
+
+class ServiceError(Exception):
+    """A refusal with an HTTP status, a stable machine-readable code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
+    return error_response(error.status, error.code, error.message)
+
+
+async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(error.status_code, "http_error")
+    response = error_response(error.status_code, code, str(error.detail))
+    response.headers.update(error.headers or {})
+    return response
+
+
+async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+    first = error.errors()[0] if error.errors() else {}
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+    return error_response(422, "invalid_request", message)
+
+
+async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=error)
+    return error_response(500, "internal", "the detector failed; the failure has been logged")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception the app can raise to the one error body."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,65 @@
+"""Start a service in its own process on a free loopback port, wait until it is ready, stop it.
+
+The chapter, the benchmark and the end-to-end tests all need a real server (real sockets, a
+real uvicorn), and all need it gone afterwards even when something fails: ``running_server`` is
+a context manager that always terminates the process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+
+import httpx2 as httpx
+
+HOST = "127.0.0.1"  # loopback only: nothing here is ever reachable from outside
+
+
+def free_port() -> int:
+    """A TCP port that nothing on this machine listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float,
+                     path: str = "/ready") -> None:
+    """Poll ``url + path`` until it answers 200; fail early if the process dies."""
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=url, timeout=1.0, trust_env=False) as client:  # no proxies
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with code {process.returncode} "
+                                   "before it was ready")
+            with contextlib.suppress(httpx.TransportError):
+                if client.get(path).status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise TimeoutError(f"{url}{path} was not ready within {timeout_s:.0f} s")
+
+
+@contextlib.contextmanager
+def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | None = None,
+                   ready_path: str = "/ready", timeout_s: float = 120.0,
+                   log_level: str = "warning") -> Iterator[str]:
+    """Run ``uvicorn app`` (e.g. ``"pkg.module:create_app"``) and yield its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+               "--log-level", log_level, *(["--factory"] if factory else [])]
+    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_until_ready(url, process, timeout_s, ready_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,47 @@
+"""The service's settings, read once from ``VAMPIRE_*`` environment variables.
+
+The same image runs on a laptop, in a container and on Kubernetes; only the environment
+differs. Every knob that an operator may turn lives here, typed and validated at startup, so a
+typo in a deployment fails loudly before the first traveller arrives rather than at 3 a.m.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Runtime = Literal["eager", "torchscript", "onnx"]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings of one service process; ``VAMPIRE_RUNTIME=eager`` sets ``runtime``, and so on."""
+
+    model_config = SettingsConfigDict(env_prefix="VAMPIRE_", frozen=True, extra="ignore")
+
+    runtime: Runtime = Field("onnx", description="eager PyTorch, TorchScript, or ONNX Runtime "
+                             "(any .onnx file, INT8 ones included)")
+    model_path: Path | None = Field(None, description="weights (eager), a TorchScript file or "
+                                    "an ONNX file; unset: the committed VampireNet")
+    arch: str = Field("vampirenet", description="the architecture of eager weights")
+    model_version: str | None = Field(None, description="reported with every prediction; "
+                                      "default: derived from the model file")
+    image_size: int = Field(64, ge=8, le=1024, description="the model's input side, in pixels")
+    threads: int = Field(1, ge=1, le=64, description="intra-op threads of the one model call "
+                         "that runs at a time")
+    max_batch_size: int = Field(16, ge=1, le=1024, description="most images per model call")
+    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="how long a request may wait "
+                               "for others to share its model call")
+    max_queue: int = Field(256, ge=1, description="images waiting at most; more get 503")
+    max_batch_files: int = Field(32, ge=1, le=1024, description="images per /predict/batch")
+    max_upload_bytes: int = Field(2_000_000, ge=1024, description="largest image file accepted")
+    max_pixels: int = Field(4096 * 4096, ge=64, description="largest decoded image (bomb guard)")
+    warmup_batches: int = Field(3, ge=0, description="model calls made before /ready says yes")
+
+    @model_validator(mode="after")
+    def _model_exists(self) -> ServiceSettings:
+        if self.model_path is not None and not self.model_path.is_file():
+            raise ValueError(f"VAMPIRE_MODEL_PATH={self.model_path} is not a file")
+        return self
