@@ -1,0 +1,199 @@
+"""Chapter 8 — AWS Lambda.
+
+The handler is graded as Lambda would run it: it is made once, then invoked with API Gateway
+events (REST API v1 and HTTP API v2, base64-encoded multipart bodies) built here, which you
+have not seen. No AWS account is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from vampire_detector.images import to_png
+from vampire_detector.onnx_export import export_onnx
+from vampire_detector.ort_detector import OrtDetector
+from vampire_detector.portraits import make_portraits
+from vampire_detector.service.app import create_app
+from vampire_detector.service.runtimes import LoadedModel, load_predictor
+from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.weights import load_model
+
+BOUNDARY = "----grader-5b2e9f"
+
+
+def multipart(data: bytes, field: str = "image", filename: str = "portrait.png",
+              content_type: str = "image/png") -> bytes:
+    """One file in a multipart/form-data body, as a browser or ``requests`` would send it."""
+    head = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n').encode()
+    return head + data + f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def gateway_event(version: int, method: str, path: str, body: bytes | None = None) -> dict:
+    """An API Gateway proxy event: REST API (``version=1``) or HTTP API (``version=2``)."""
+    headers = {"host": "gate.example.com", "accept": "application/json",
+               "x-forwarded-proto": "https", "x-forwarded-port": "443"}
+    if body is not None:
+        headers["content-type"] = f"multipart/form-data; boundary={BOUNDARY}"
+    encoded = base64.b64encode(body).decode() if body is not None else None
+    if version == 2:
+        return {"version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+                "headers": headers, "body": encoded, "isBase64Encoded": body is not None,
+                "requestContext": {"http": {"method": method, "path": path,
+                                            "protocol": "HTTP/1.1", "sourceIp": "203.0.113.9"},
+                                   "stage": "$default", "requestId": "grader"}}
+    return {"resource": "/{proxy+}", "path": path, "httpMethod": method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": None, "multiValueQueryStringParameters": None,
+            "pathParameters": {"proxy": path.lstrip("/")}, "stageVariables": None,
+            "requestContext": {"httpMethod": method, "path": f"/prod{path}", "stage": "prod",
+                               "identity": {"sourceIp": "203.0.113.9"}, "requestId": "grader"},
+            "body": encoded, "isBase64Encoded": body is not None}
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what a handler left running on its event loop (the batcher), then close it."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
+
+
+def answer(handler: Callable, event: dict) -> tuple[int, Any]:
+    """The status and the decoded JSON body of the handler's response to ``event``."""
+    response = handler(event, None)
+    assert isinstance(response, dict) and "statusCode" in response, \
+        "a Lambda handler behind API Gateway returns a dict with a statusCode"
+    body = response.get("body") or ""
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return response["statusCode"], json.loads(body) if body else None
+
+
+@pytest.fixture(scope="module")
+def ch08(implementation):
+    return implementation("ch08_lambda")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory) -> Path:
+    model = load_model("vampirenet", device=torch.device("cpu"))
+    return export_onnx(model, tmp_path_factory.mktemp("lambda") / "vampirenet.onnx")
+
+
+@pytest.fixture(scope="module")
+def loads() -> list[int]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def handler(ch08, onnx_model, loads):
+    """The student's handler around the real app, with a loader that counts its calls."""
+    def counting_loader(settings: ServiceSettings) -> LoadedModel:
+        loads.append(1)
+        return load_predictor(settings)
+
+    settings = ServiceSettings(runtime="onnx", model_path=onnx_model, warmup_batches=1,
+                               max_wait_ms=0)
+    made = ch08.make_handler(create_app(settings, loader=counting_loader,
+                                        load_in_background=False))
+    yield made
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_closed():
+        close_loop(loop)
+
+
+@pytest.fixture(scope="module")
+def travellers(onnx_model) -> tuple[np.ndarray, list[str]]:
+    images = make_portraits(6, seed=8088)[0]
+    return images, [p.label for p in OrtDetector(onnx_model, threads=1).predict(images)]
+
+
+# Exercise 8.1 ------------------------------------------------------------------------------
+
+@pytest.mark.points(2)
+def test_http_api_v2_predictions(handler, travellers):
+    """8.1 HTTP API (v2) events with base64 portraits get the detector's verdicts"""
+    images, labels = travellers
+    for image, label in zip(images[:3], labels[:3], strict=True):
+        status, body = answer(handler, gateway_event(2, "POST", "/predict",
+                                                     multipart(to_png(image))))
+        assert status == 200, f"POST /predict through a v2 event answered {status}: {body}"
+        assert body["label"] == label, "the handler's verdict differs from the detector's"
+
+
+@pytest.mark.points(2)
+def test_rest_api_v1_events(handler, travellers):
+    """8.1 REST API (v1) events reach the same app: the probes and a prediction"""
+    images, labels = travellers
+    for path in ("/health", "/ready"):
+        status, body = answer(handler, gateway_event(1, "GET", path))
+        assert status == 200, f"GET {path} through a v1 event answered {status}: {body}"
+    status, body = answer(handler, gateway_event(1, "POST", "/predict",
+                                                 multipart(to_png(images[4]))))
+    assert status == 200 and body["label"] == labels[4], \
+        f"POST /predict through a v1 event answered {status}: {body}"
+
+
+@pytest.mark.points(2)
+def test_model_is_loaded_once_and_stays_loaded(handler, travellers, loads):
+    """8.1 The model loads once, when the handler is made, and survives between invocations"""
+    images, _ = travellers
+    assert len(loads) == 1, "the model should be loaded exactly once, when the handler is made"
+    for image in images:
+        gc.collect()  # Lambda freezes an instance between events; nothing may depend on luck
+        status, body = answer(handler, gateway_event(2, "POST", "/predict",
+                                                     multipart(to_png(image))))
+        assert status == 200, f"a later invocation answered {status}: {body}"
+    assert len(loads) == 1, f"the model was loaded {len(loads)} times for {len(images)} events"
+
+
+@pytest.mark.points(1)
+def test_a_letter_is_not_a_portrait(handler):
+    """8.1 An upload that is not an image gets a 4xx with a reason, never a 500"""
+    letter = multipart(b"My dear Mina, the Count has left the castle.", filename="letter.png")
+    status, body = answer(handler, gateway_event(2, "POST", "/predict", letter))
+    assert 400 <= status < 500, f"a letter instead of a portrait answered {status}"
+    assert body and "error" in body, "the service explains its refusals in an error body"
+
+
+# Exercise 8.2 ------------------------------------------------------------------------------
+
+def reference_break_even(container: float, ms: float, mb: int, gb_s: float, million: float):
+    per_request = math.ceil(ms) / 1000 * (mb / 1024) * gb_s + million / 1e6
+    return container / per_request
+
+
+@pytest.mark.points(2)
+def test_break_even_requests(ch08):
+    """8.2 break_even_requests compares a month of a container with Lambda's price per request"""
+    cases = [(61.0, 23.0, 2048, 0.0000166667, 0.20), (18.5, 140.0, 1024, 0.0000133334, 0.20),
+             (300.0, 5.0, 3008, 0.0000166667, 0.40)]
+    for container, ms, mb, gb_s, million in cases:
+        got = ch08.break_even_requests(container, ms, mb, price_per_gb_second=gb_s,
+                                       price_per_million=million)
+        assert math.isclose(got, reference_break_even(container, ms, mb, gb_s, million),
+                            rel_tol=1e-6), \
+            f"wrong break-even for a {container} USD/month container, {ms} ms at {mb} MB"
+
+
+@pytest.mark.points(1)
+def test_break_even_bills_whole_milliseconds(ch08):
+    """8.2 Lambda bills every started millisecond: 12.2 ms costs what 13 ms costs"""
+    rounded = ch08.break_even_requests(40.0, 13.0, 1769)
+    assert math.isclose(ch08.break_even_requests(40.0, 12.2, 1769), rounded, rel_tol=1e-9), \
+        "round each request's duration up to a whole millisecond before pricing it"
+    assert ch08.break_even_requests(40.0, 12.0, 1769) > rounded, \
+        "a shorter billed duration must make Lambda cheaper, so break even later"

@@ -1,0 +1,148 @@
+"""The Kubernetes manifests: strict schema validation, offline, and the deployment policies."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from autograder.test_ch07_docker import exec_form, final_stage, instructions, option
+from autograder.test_ch09_kubernetes import (
+    Manifest,
+    app_get_routes,
+    container_port,
+    cpu_cores,
+    documents,
+    env,
+    find,
+    image_is_pinned,
+    pod_spec,
+    probe_path,
+    runs_as_non_root,
+    strict_errors,
+    the_container,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+BASE, GPU = K8S / "base", K8S / "overlays" / "gpu"
+MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def strategic_merge(base: Any, patch: Any) -> Any:
+    """``patch`` over ``base`` as kustomize merges the fields these manifests use.
+
+    Maps merge key by key; lists of named items (containers, env, volumes) merge by name;
+    any other list, and any scalar, is replaced.
+    """
+    if isinstance(base, dict) and isinstance(patch, dict):
+        merged = dict(base)
+        for key, value in patch.items():
+            merged[key] = strategic_merge(base[key], value) if key in base else value
+        return merged
+    named = isinstance(base, list) and isinstance(patch, list) and all(
+        isinstance(item, dict) and "name" in item for item in [*base, *patch])
+    if named and base:
+        merged = {item["name"]: item for item in base}
+        for item in patch:
+            merged[item["name"]] = strategic_merge(merged.get(item["name"], {}), item)
+        return list(merged.values())
+    return copy.deepcopy(patch)
+
+
+@pytest.fixture(scope="module")
+def base() -> list[Manifest]:
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    return [doc for name in kustomization["resources"] for doc in documents(BASE / name)]
+
+
+@pytest.fixture(scope="module")
+def gpu_deployment(base) -> Manifest:
+    patch = documents(GPU / "deployment-gpu.yaml")[0]
+    return strategic_merge(find(base, "Deployment", "vampire-detector"), patch)
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.relative_to(K8S).as_posix())
+def test_manifest_passes_strict_validation(path):
+    """Every manifest, the GPU patch included, passes kubernetes-validate --strict."""
+    for doc in documents(path):
+        assert strict_errors(doc) is None, strict_errors(doc)
+
+
+def test_strict_validation_bites(base):
+    """A misspelt field is an error in strict mode, not a silently ignored line."""
+    deployment = copy.deepcopy(find(base, "Deployment"))
+    the_container(deployment)["readinesProbe"] = the_container(deployment).pop("readinessProbe")
+    assert strict_errors(deployment) is not None
+
+
+@pytest.mark.parametrize("folder", [BASE, GPU], ids=["base", "gpu"])
+def test_kustomizations_list_existing_files(folder):
+    """Every resource and patch a kustomization names exists."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    names = kustomization.get("resources", []) + [p["path"] for p in
+                                                   kustomization.get("patches", [])]
+    assert names and all((folder / name).exists() for name in names)
+
+
+def test_probes_ask_real_endpoints_on_the_served_port(base):
+    """Liveness asks /health, readiness and startup /ready, on the port uvicorn listens on."""
+    container = the_container(find(base, "Deployment"))
+    routes = app_get_routes()
+    command = exec_form([i.args for i in final_stage(instructions(
+        ROOT / "deploy/docker/Dockerfile")) if i.keyword == "CMD"][-1])
+    served = int(option(command, "--port"))
+    for probe, path in [("livenessProbe", "/health"), ("readinessProbe", "/ready"),
+                        ("startupProbe", "/ready")]:
+        assert probe_path(container, probe) == (path, served), probe
+        assert path in routes
+    target = find(base, "Service")["spec"]["ports"][0]["targetPort"]
+    assert container_port(container, target) == served
+
+
+def test_service_hpa_and_budget_point_at_the_deployment(base):
+    """The Service and the PodDisruptionBudget select its pods; the HPA scales it."""
+    deployment = find(base, "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert find(base, "Service")["spec"]["selector"].items() <= labels.items()
+    pdb = find(base, "PodDisruptionBudget")["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["minAvailable"] < deployment["spec"]["replicas"]
+    hpa = find(base, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": deployment["metadata"]["name"]}
+    assert hpa["spec"]["minReplicas"] >= 2
+
+
+@pytest.mark.parametrize("variant", ["base", "gpu"])
+def test_resources_threads_image_and_user(base, gpu_deployment, variant):
+    """Requests and limits set, threads = CPU limit, a pinned image, never root."""
+    deployment = find(base, "Deployment") if variant == "base" else gpu_deployment
+    container = the_container(deployment)
+    resources = container["resources"]
+    for part in ("requests", "limits"):
+        assert {"cpu", "memory"} <= resources[part].keys()
+    limit = cpu_cores(resources["limits"]["cpu"])
+    assert cpu_cores(resources["requests"]["cpu"]) == limit  # Guaranteed QoS: no surprises
+    assert env(container)["VAMPIRE_THREADS"] == env(container)["OMP_NUM_THREADS"] == \
+        str(int(limit))
+    assert image_is_pinned(container["image"])
+    assert runs_as_non_root(deployment, container)
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_gpu_overlay(gpu_deployment):
+    """The GPU variant asks for a whole GPU and may land on (tainted) GPU nodes only."""
+    assert strict_errors(gpu_deployment) is None
+    container = the_container(gpu_deployment)
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    spec = pod_spec(gpu_deployment)
+    assert spec["nodeSelector"]
+    assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"])
+    assert env(container)["VAMPIRE_RUNTIME"] == "onnx"  # kept from the base by the merge
+    kustomization = yaml.safe_load((GPU / "kustomization.yaml").read_text())
+    assert kustomization["images"][0]["newTag"].endswith("-cuda")
