@@ -8,160 +8,30 @@ pattern that matches a folder matches everything in it).
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shlex
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from vampire_detector.shipping.build_context import build_context, ignore_rules, is_ignored
+from vampire_detector.shipping.dockerfile import (
+    Instruction,
+    context_sources,
+    copy_args,
+    env_vars,
+    exec_form,
+    final_stage,
+    hadolint,
+    instructions,
+    option,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-HADOLINT = Path(sys.executable).with_name("hadolint")
 FACTORY = "vampire_detector.service.app:create_app"
 ROOT_USERS = {"root", "0", "root:root", "0:0"}
 
 
-@dataclass(frozen=True)
-class Instruction:
-    keyword: str  # upper case: FROM, RUN, COPY, ...
-    args: str
-    line: int
-
-
-def instructions(path: Path) -> list[Instruction]:
-    """The Dockerfile's instructions, with continuation lines joined and comments dropped."""
-    found, pending, start = [], "", 0
-    for number, raw in enumerate(path.read_text().splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        start = start or number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        keyword, _, args = (pending + line).partition(" ")
-        found.append(Instruction(keyword.upper(), args.strip(), start))
-        pending, start = "", 0
-    return found
-
-
-def final_stage(found: list[Instruction]) -> list[Instruction]:
-    """The instructions of the last stage: what the image that ships is made of."""
-    starts = [i for i, instruction in enumerate(found) if instruction.keyword == "FROM"]
-    return found[starts[-1]:] if starts else found
-
-
-def exec_form(args: str) -> list[str] | None:
-    """``["a", "b"]`` as a list; None for the shell form."""
-    try:
-        value = json.loads(args)
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
-
-
-def env_vars(stage: list[Instruction]) -> dict[str, str]:
-    """Every variable the stage's ENV instructions set (``K=V ...`` and the old ``K V``)."""
-    env: dict[str, str] = {}
-    for instruction in (i for i in stage if i.keyword == "ENV"):
-        words = shlex.split(instruction.args)
-        if words and "=" not in words[0]:
-            env[words[0]] = " ".join(words[1:])
-            continue
-        env.update(word.split("=", 1) for word in words if "=" in word)
-    return env
-
-
-def copy_args(instruction: Instruction) -> tuple[list[str], str, dict[str, str]]:
-    """The sources, the destination and the flags of a COPY or ADD."""
-    words = exec_form(instruction.args) or shlex.split(instruction.args)
-    flags = dict(w[2:].split("=", 1) if "=" in w else (w[2:], "") for w in words
-                 if w.startswith("--"))
-    paths = [w for w in words if not w.startswith("--")]
-    return paths[:-1], paths[-1], flags
-
-
-def context_sources(found: list[Instruction]) -> list[str]:
-    """What COPY and ADD take from the build context (not from another stage)."""
-    return [source for i in found if i.keyword in {"COPY", "ADD"}
-            for source in copy_args(i)[0] if "from" not in copy_args(i)[2]]
-
-
-def hadolint(path: Path) -> list[dict]:
-    """hadolint's findings for ``path``; inline ``# hadolint ignore`` comments do not count."""
-    result = subprocess.run([str(HADOLINT), "--disable-ignore-pragma", "-f", "json", str(path)],
-                            capture_output=True, text=True, timeout=60)
-    if result.returncode not in (0, 1):
-        pytest.fail(f"hadolint could not read the Dockerfile: {result.stderr.strip()}",
-                    pytrace=False)
-    return json.loads(result.stdout or "[]")
-
-
 # The build context, as .dockerignore shapes it -----------------------------------------------
-
-def _pattern(text: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as a regular expression over slash-separated relative paths."""
-    text = os.path.normpath(text.strip()).lstrip("/")
-    out, i = "", 0
-    while i < len(text):
-        if text.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif text.startswith("**", i):
-            out, i = out + ".*", i + 2
-        else:
-            out += {"*": "[^/]*", "?": "[^/]"}.get(text[i], re.escape(text[i]))
-            i += 1
-    return re.compile(out)
-
-
-def ignore_rules(text: str) -> list[tuple[bool, re.Pattern[str], str]]:
-    """(is an exception, pattern, the pattern's text) for every rule of a .dockerignore."""
-    rules = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        body = line[1:].strip() if negated else line
-        rules.append((negated, _pattern(body), os.path.normpath(body).lstrip("/")))
-    return rules
-
-
-def is_ignored(relative: str, rules: list[tuple[bool, re.Pattern[str], str]]) -> bool:
-    """Whether Docker leaves ``relative`` out: the last rule matching it or a parent decides."""
-    parts = relative.split("/")
-    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-    ignored = False
-    for negated, pattern, _ in rules:
-        if any(pattern.fullmatch(prefix) for prefix in prefixes):
-            ignored = not negated
-    return ignored
-
-
-def _may_hold_exceptions(folder: str, rules: list[tuple[bool, re.Pattern[str], str]]) -> bool:
-    """Whether an exception ("!") rule could let back in something inside an ignored folder."""
-    for negated, _, text in rules:
-        literal = re.split(r"[*?\[]", text)[0]
-        if negated and (not literal or literal.startswith(folder + "/")):
-            return True
-    return False
-
-
-def build_context(root: Path, dockerignore: str) -> list[str]:
-    """The files (relative, sorted) that ``docker build`` would send from ``root``."""
-    rules = ignore_rules(dockerignore)
-    kept = []
-    for folder, dirs, files in os.walk(root):
-        base = Path(folder).relative_to(root).as_posix()
-        prefix = "" if base == "." else base + "/"
-        dirs[:] = [d for d in dirs if not is_ignored(prefix + d, rules)
-                   or _may_hold_exceptions(prefix + d, rules)]
-        kept += [prefix + f for f in files if not is_ignored(prefix + f, rules)]
-    return sorted(kept)
 
 
 # Exercise 7.1 ------------------------------------------------------------------------------
@@ -188,16 +58,6 @@ def served_command(stage: list[Instruction]) -> list[str]:
     assert command, ("write CMD in the exec form, a JSON list: in the shell form, uvicorn runs "
                      "under /bin/sh and never receives the SIGTERM that asks it to stop")
     return command
-
-
-def option(command: list[str], name: str) -> str | None:
-    """The value of ``--name value`` or ``--name=value`` in a command, if given."""
-    for index, word in enumerate(command):
-        if word == name and index + 1 < len(command):
-            return command[index + 1]
-        if word.startswith(name + "="):
-            return word.split("=", 1)[1]
-    return None
 
 
 @pytest.mark.points(2)

@@ -8,99 +8,23 @@ ports that line up, pinned images, requests and limits, threads that match the C
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import kubernetes_validate
 import pytest
-import yaml
 
-from vampire_detector.service.app import create_app
-
-K8S_VERSION = "1.35.0"
-Manifest = dict[str, Any]
-
-
-def documents(path: Path) -> list[Manifest]:
-    """Every YAML document in ``path`` (``---`` separates them), empty ones skipped."""
-    try:
-        return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-    except yaml.YAMLError as error:
-        pytest.fail(f"{path.name} is not valid YAML: {error}", pytrace=False)
-
-
-def strict_errors(doc: Manifest) -> str | None:
-    """kubernetes-validate's complaint about one manifest in strict mode, or None."""
-    try:
-        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
-        where = ".".join(str(p) for p in getattr(e, "path", []) or [])
-        message = getattr(e, "message", str(e))
-        return f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}: {where} {message}"
-    return None
-
-
-def find(docs: list[Manifest], kind: str, name: str | None = None) -> Manifest:
-    found = [d for d in docs if d.get("kind") == kind
-             and (name is None or d.get("metadata", {}).get("name") == name)]
-    assert found, f"no {kind}{f' named {name}' if name else ''} in the file"
-    return found[0]
-
-
-def pod_spec(deployment: Manifest) -> Manifest:
-    return ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-
-
-def the_container(deployment: Manifest) -> Manifest:
-    containers = pod_spec(deployment).get("containers") or []
-    assert containers, "the Deployment's pod template has no container"
-    return containers[0]
-
-
-def container_port(container: Manifest, port: int | str | None) -> int | None:
-    """The container port number that ``port`` (a number or a port's name) refers to."""
-    for declared in container.get("ports") or []:
-        if port in (declared.get("containerPort"), declared.get("name")):
-            return declared.get("containerPort")
-    return None
-
-
-def env(container: Manifest) -> dict[str, str]:
-    return {e["name"]: str(e.get("value")) for e in container.get("env") or []}
-
-
-def cpu_cores(quantity: str | int | float | None) -> float | None:
-    """A Kubernetes CPU quantity ("2", "1500m", 0.5) in cores."""
-    if quantity is None:
-        return None
-    text = str(quantity)
-    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
-
-
-def image_is_pinned(image: str) -> bool:
-    """A digest, or a tag that is not ``latest``: the same manifest always runs the same code."""
-    if "@sha256:" in image:
-        return True
-    name, _, tag = image.rpartition(":")
-    return bool(name) and "/" not in tag and tag not in ("", "latest")
-
-
-def app_get_routes() -> set[str]:
-    """The GET paths of the detection service (built, not started: no model is loaded)."""
-    return {route.path for route in create_app().routes if "GET" in getattr(route, "methods", ())}
-
-
-def probe_path(container: Manifest, probe: str) -> tuple[str | None, int | None]:
-    """The path and the resolved container port of one HTTP probe."""
-    http = (container.get(probe) or {}).get("httpGet") or {}
-    return http.get("path"), container_port(container, http.get("port"))
-
-
-def runs_as_non_root(deployment: Manifest, container: Manifest) -> bool:
-    pod = (pod_spec(deployment).get("securityContext") or {}).get("runAsNonRoot")
-    own = (container.get("securityContext") or {}).get("runAsNonRoot")
-    return own is True or (pod is True and own is not False)
-
+from vampire_detector.shipping.manifests import (
+    Manifest,
+    app_get_routes,
+    container_port,
+    cpu_cores,
+    cpu_target,
+    documents,
+    env,
+    find,
+    image_is_pinned,
+    probe_path,
+    runs_as_non_root,
+    strict_errors,
+    the_container,
+)
 
 # Exercise 9.1 ------------------------------------------------------------------------------
 
@@ -190,16 +114,6 @@ def test_pinned_image_and_non_root(deployment):
 def hpa(graded_file) -> Manifest:
     docs = documents(graded_file("ch09_kubernetes/hpa.yaml"))
     return find(docs, "HorizontalPodAutoscaler")
-
-
-def cpu_target(spec: Manifest) -> int | None:
-    for metric in spec.get("metrics") or []:
-        resource = metric.get("resource") or {}
-        if metric.get("type") == "Resource" and resource.get("name") == "cpu":
-            target = resource.get("target") or {}
-            if target.get("type") == "Utilization":
-                return target.get("averageUtilization")
-    return None
 
 
 @pytest.mark.points(1)

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.test_ch07_docker import (
-    FACTORY,
+from vampire_detector.shipping.build_context import build_context
+from vampire_detector.shipping.dockerfile import (
     HADOLINT,
-    build_context,
     context_sources,
     env_vars,
     exec_form,
@@ -21,6 +20,7 @@ from autograder.test_ch07_docker import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+FACTORY = "vampire_detector.service.app:create_app"
 DOCKERFILES = [ROOT / "deploy/docker/Dockerfile", ROOT / "deploy/docker/Dockerfile.cuda",
                ROOT / "deploy/lambda/Dockerfile"]
 SERVING = DOCKERFILES[:2]  # the two images that run uvicorn themselves

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from autograder.test_ch07_docker import exec_form, final_stage, instructions, option
-from autograder.test_ch09_kubernetes import (
+from vampire_detector.shipping.dockerfile import exec_form, final_stage, instructions, option
+from vampire_detector.shipping.manifests import (
     Manifest,
     app_get_routes,
     container_port,

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.test_ch08_lambda import close_loop
 from vampire_detector import lambda_handler
 from vampire_detector.onnx_export import export_onnx
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.predictor import Prediction
 from vampire_detector.service.app import create_app
 from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.shipping.gateway import close_loop
 from vampire_detector.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from autograder.test_ch08_lambda import multipart
 from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_onnx
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
 from vampire_detector.service.launch import HOST, free_port, wait_until_ready
+from vampire_detector.shipping.gateway import multipart
 from vampire_detector.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
