@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from vampire_detector.images import to_batch, to_png
+from vampire_detector.images import encode, to_batch, to_png
 from vampire_detector.portraits import make_portraits
 from vampire_detector.weights import load_model
 
@@ -131,11 +129,6 @@ def test_choose_batch_size_refuses_impossible_budgets(ch01):
 
 
 # Exercise 1.3 ------------------------------------------------------------------------------
-
-def encode(image: Image.Image, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
 
 
 @pytest.mark.points(2)

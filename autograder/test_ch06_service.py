@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import struct
 import threading
 import time
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from vampire_detector.detector import Detector, Predictor
-from vampire_detector.images import to_png
+from vampire_detector.images import encode, to_png
 from vampire_detector.portraits import LABELS, make_portraits
 from vampire_detector.service.errors import ServiceError
+from vampire_detector.service.hostile import png_claiming
 
 CPU = torch.device("cpu")
 
@@ -38,23 +35,6 @@ def eager() -> Detector:
     return Detector.from_weights("vampirenet", device=CPU)
 
 
-def encode(pixels: np.ndarray, fmt: str = "PNG", mode: str | None = None) -> bytes:
-    image = Image.fromarray(pixels)
-    if mode is not None:
-        image = image.convert(mode)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header claims a huge image: a decompression bomb's calling card."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
 
 
 def refusal(ch06, data: bytes, content_type: str | None, **limits) -> ServiceError:

@@ -23,13 +23,20 @@ MEAN = (0.356, 0.334, 0.318)
 STD = (0.213, 0.209, 0.212)
 
 
-def to_png(image: np.ndarray | Image.Image) -> bytes:
-    """Encode an RGB ``uint8`` array (or a PIL image) as PNG bytes."""
+def encode(image: np.ndarray | Image.Image, fmt: str = "PNG", mode: str | None = None) -> bytes:
+    """Encode an RGB ``uint8`` array (or a PIL image) as ``fmt`` bytes, in colour ``mode``."""
     if isinstance(image, np.ndarray):
         image = Image.fromarray(image)
+    if mode is not None:
+        image = image.convert(mode)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def to_png(image: np.ndarray | Image.Image) -> bytes:
+    """Encode an RGB ``uint8`` array (or a PIL image) as PNG bytes."""
+    return encode(image, "PNG")
 
 
 def from_png(data: bytes) -> np.ndarray:

@@ -1,39 +1,16 @@
-"""Shared inputs of the service tests: portraits, encoders and a ready eager service."""
+"""Shared inputs of the service tests: portraits and a ready eager service."""
 
 from __future__ import annotations
 
-import io
-import struct
-import zlib
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from vampire_detector.portraits import make_portraits
 from vampire_detector.service.app import create_app
 from vampire_detector.service.settings import ServiceSettings
-
-
-def encode(image: np.ndarray | Image.Image, fmt: str = "PNG", mode: str | None = None) -> bytes:
-    image = Image.fromarray(image) if isinstance(image, np.ndarray) else image
-    if mode is not None:
-        image = image.convert(mode)
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A tiny, valid-looking PNG whose header claims ``width`` x ``height`` pixels."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.service.conftest import encode, png_claiming
+from vampire_detector.images import encode
 from vampire_detector.service.errors import ServiceError
+from vampire_detector.service.hostile import png_claiming
 from vampire_detector.service.uploads import UploadLimits, read_portrait
 
 LIMITS = UploadLimits(max_bytes=200_000, max_pixels=1_000_000)
