@@ -12,7 +12,7 @@ import torch
 
 from vampire_detector.detector import Detector
 from vampire_detector.images import to_batch, to_png
-from vampire_detector.onnx_export import export_onnx
+from vampire_detector.onnx_export import export_trained
 from vampire_detector.portraits import LABELS, make_portraits
 from vampire_detector.weights import load_model
 
@@ -34,8 +34,7 @@ def model() -> torch.nn.Module:
 @pytest.fixture(scope="module")
 def reference_onnx(tmp_path_factory) -> Path:
     """VampireNet exported by the course library, so that 4.2-4.4 do not depend on 4.1."""
-    model = load_model("vampirenet", device=CPU)
-    return export_onnx(model, tmp_path_factory.mktemp("reference") / "vampirenet.onnx")
+    return export_trained("vampirenet", tmp_path_factory.mktemp("reference") / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -17,10 +17,9 @@ import torch
 from torch import nn
 
 from vampire_detector.dataset import PortraitDataset
-from vampire_detector.onnx_export import export_onnx
+from vampire_detector.onnx_export import export_onnx, export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.quantize import PortraitCalibrationReader, quantize_onnx_static
-from vampire_detector.weights import load_model
 
 MAX_ACCURACY_DROP = 0.01  # one point of accuracy on the held-out portraits
 MAX_SIZE_RATIO = 0.35  # of the FP32 file
@@ -36,8 +35,7 @@ def ch05(implementation):
 
 @pytest.fixture(scope="module")
 def fp32_path(tmp_path_factory) -> Path:
-    model = load_model("vampirenet", device=torch.device("cpu"))
-    return export_onnx(model, tmp_path_factory.mktemp("fp32") / "vampirenet.onnx")
+    return export_trained("vampirenet", tmp_path_factory.mktemp("fp32") / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -18,17 +18,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from vampire_detector.images import to_png
-from vampire_detector.onnx_export import export_onnx
+from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
 from vampire_detector.service.app import create_app
 from vampire_detector.service.runtimes import LoadedModel, load_predictor
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.shipping.gateway import close_loop, gateway_event, multipart
-from vampire_detector.weights import load_model
 
 
 def answer(handler: Callable, event: dict) -> tuple[int, Any]:
@@ -49,8 +47,7 @@ def ch08(implementation):
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory) -> Path:
-    model = load_model("vampirenet", device=torch.device("cpu"))
-    return export_onnx(model, tmp_path_factory.mktemp("lambda") / "vampirenet.onnx")
+    return export_trained("vampirenet", tmp_path_factory.mktemp("lambda") / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")

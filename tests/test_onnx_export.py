@@ -5,7 +5,13 @@ import torch
 
 from vampire_detector.images import to_batch
 from vampire_detector.model import VampireNet
-from vampire_detector.onnx_export import INPUT_NAME, OUTPUT_NAME, describe, export_onnx
+from vampire_detector.onnx_export import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    describe,
+    export_onnx,
+    export_trained,
+)
 from vampire_detector.portraits import make_portraits
 from vampire_detector.weights import load_model
 
@@ -65,3 +71,8 @@ def test_bad_arguments_get_clear_errors(tmp_path):
         export_onnx(VampireNet(), tmp_path / "m.onnx", image_size=0)
     with pytest.raises(FileNotFoundError, match="export_onnx"):
         describe(tmp_path / "missing.onnx")
+
+
+def test_export_trained_gives_the_committed_model(tmp_path):
+    path = export_trained("vampirenet", tmp_path / "vampirenet.onnx")
+    assert describe(path).inputs[INPUT_NAME][1:] == [3, 64, 64]

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from vampire_detector.dataset import PortraitDataset
-from vampire_detector.onnx_export import export_onnx
+from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.quantize import (
     PortraitCalibrationReader,
@@ -18,13 +17,11 @@ from vampire_detector.quantize import (
     quantize_onnx_dynamic,
     quantize_onnx_static,
 )
-from vampire_detector.weights import load_model
 
 
 @pytest.fixture(scope="module")
 def fp32_path(tmp_path_factory) -> Path:
-    model = load_model("vampirenet", device=torch.device("cpu"))
-    return export_onnx(model, tmp_path_factory.mktemp("fp32") / "vampirenet.onnx")
+    return export_trained("vampirenet", tmp_path_factory.mktemp("fp32") / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from torch import nn
 from torch.export import Dim
 
 from vampire_detector.portraits import IMAGE_SIZE
+from vampire_detector.weights import load_model
 
 INPUT_NAME = "images"  # normalised float32 (batch, 3, H, W), exactly vampire_detector.images
 OUTPUT_NAME = "logits"  # float32 (batch, 2), ordered as portraits.LABELS
@@ -47,6 +48,11 @@ def export_onnx(model: nn.Module, path: str | Path, *, image_size: int = IMAGE_S
     program.save(str(path))
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def export_trained(arch: str, path: str | Path, *, image_size: int = IMAGE_SIZE) -> Path:
+    """Export the trained weights of ``arch`` (loaded on the CPU) to ``path``; returns the path."""
+    return export_onnx(load_model(arch, device=torch.device("cpu")), path, image_size=image_size)
 
 
 @dataclass(frozen=True)

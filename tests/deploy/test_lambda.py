@@ -10,16 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from vampire_detector import lambda_handler
-from vampire_detector.onnx_export import export_onnx
+from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.predictor import Prediction
 from vampire_detector.service.app import create_app
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.shipping.gateway import close_loop
-from vampire_detector.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "deploy/lambda/template.yaml"
@@ -49,8 +47,7 @@ def test_cfn_lint_bites(tmp_path):
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory) -> Path:
-    model = load_model("vampirenet", device=torch.device("cpu"))
-    return export_onnx(model, tmp_path_factory.mktemp("lambda") / "vampirenet.onnx")
+    return export_trained("vampirenet", tmp_path_factory.mktemp("lambda") / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")

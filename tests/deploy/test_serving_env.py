@@ -17,15 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 from vampire_detector.images import to_png
-from vampire_detector.onnx_export import export_onnx
+from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
 from vampire_detector.service.launch import HOST, free_port, wait_until_ready
 from vampire_detector.shipping.gateway import multipart
-from vampire_detector.weights import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "deploy" / "requirements-serve.txt"
@@ -54,8 +52,7 @@ def image_env(tmp_path_factory) -> dict[str, Path]:
                     "-r", str(REQUIREMENTS)], check=True, timeout=480)
     shutil.copytree(ROOT / "vampire_detector", app / "vampire_detector",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    model = export_onnx(load_model("vampirenet", device=torch.device("cpu")),
-                        folder / "vampirenet.onnx")
+    model = export_trained("vampirenet", folder / "vampirenet.onnx")
     return {"python": python, "app": app, "model": model}
 
 
