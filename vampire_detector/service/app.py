@@ -27,6 +27,13 @@ from vampire_detector.predictor import Prediction
 from vampire_detector.service.batcher import MicroBatcher, QueueFull
 from vampire_detector.service.body_limit import BodyLimit
 from vampire_detector.service.errors import ServiceError, install_error_handlers
+from vampire_detector.service.metrics import (
+    Queued,
+    add_metrics,
+    build_drift_watch,
+    instrument_batches,
+    record_model,
+)
 from vampire_detector.service.runtimes import LoadedModel, load_predictor
 from vampire_detector.service.schemas import (
     BatchOut,
@@ -52,7 +59,7 @@ class Service:
     settings: ServiceSettings
     limits: UploadLimits
     model: LoadedModel | None = None
-    batcher: MicroBatcher[np.ndarray, Prediction] | None = None
+    batcher: MicroBatcher[Queued, Prediction] | None = None
     failure: str | None = None  # why loading failed, if it did
     warmed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -75,15 +82,18 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
     try:
         model = await anyio.to_thread.run_sync(loader, settings)
         await anyio.to_thread.run_sync(warm_up, model, settings)
+        watch = await anyio.to_thread.run_sync(build_drift_watch, model.predictor,
+                                               settings.image_size)
     except Exception as error:  # the process stays up to say why; /health turns unhealthy
         log.exception("could not load the model")
         service.failure = f"{type(error).__name__}: {error}"
         return
-    batcher = MicroBatcher(lambda images: model.predictor.predict(np.stack(images)),
+    batcher = MicroBatcher(instrument_batches(model.predictor.predict, watch),
                            max_batch_size=settings.max_batch_size,
                            max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue)
     await batcher.start()
     service.model, service.batcher = model, batcher
+    record_model(model.version, settings.runtime)
     service.warmed.set()
     log.info("ready: %s", model.version)
 
@@ -135,7 +145,9 @@ async def read_upload(upload: UploadFile, service: Service) -> np.ndarray:
 
 async def classify(service: Service, images: Sequence[np.ndarray]) -> list[Prediction]:
     try:
-        return list(await asyncio.gather(*(service.batcher.submit(i) for i in images)))
+        queued = time.perf_counter()  # the batcher's metrics measure the wait from here
+        return list(await asyncio.gather(*(service.batcher.submit((queued, i))
+                                           for i in images)))
     except QueueFull as error:
         raise ServiceError(503, "busy", f"the detector is busy ({error}); retry "
                            "shortly") from error
@@ -217,4 +229,5 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     install_error_handlers(app)
     add_probe_routes(app)
     add_prediction_routes(app)
+    add_metrics(app)  # last: the outermost middleware also counts what BodyLimit refuses
     return app
