@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -11,6 +10,7 @@ import pytest
 import yaml
 from bs4 import BeautifulSoup
 
+from tests.programs import require
 from tools.browser import find_browser, rendered_dom, serve
 from tools.sync_notebooks import notebook_chapters
 
@@ -38,11 +38,7 @@ def test_every_page_of_the_toc_is_built():
 def browser() -> str:
     if not (HTML / "index.html").exists():
         pytest.fail("the book is not built: run `make book` first")
-    found = find_browser()
-    if found is None:
-        message = "no Chromium on PATH: install it (Debian: apt-get install chromium)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    return found
+    return require(find_browser(), "a Chromium-family browser (apt-get install chromium)")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import httpx2 as httpx
 
@@ -44,18 +45,13 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float,
 
 
 @contextlib.contextmanager
-def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | None = None,
-                   ready_path: str = "/ready", timeout_s: float = 120.0,
-                   log_level: str = "warning") -> Iterator[str]:
-    """Run ``uvicorn app`` (e.g. ``"pkg.module:create_app"``) and yield its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
-               "--log-level", log_level, *(["--factory"] if factory else [])]
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})})
-    url = f"http://{HOST}:{port}"
+def running_process(command: Sequence[str], url: str, *, ready_path: str, timeout_s: float,
+                    **popen: Any) -> Iterator[subprocess.Popen]:
+    """Start ``command``, wait until ``url + ready_path`` answers 200, and always stop it."""
+    process = subprocess.Popen(command, **popen)
     try:
         wait_until_ready(url, process, timeout_s, ready_path)
-        yield url
+        yield process
     finally:
         process.terminate()
         try:
@@ -63,3 +59,18 @@ def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@contextlib.contextmanager
+def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | None = None,
+                   ready_path: str = "/ready", timeout_s: float = 120.0,
+                   log_level: str = "warning", workers: int = 1) -> Iterator[str]:
+    """Run ``uvicorn app`` (e.g. ``"pkg.module:create_app"``) and yield its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+               "--log-level", log_level, "--workers", str(workers),
+               *(["--factory"] if factory else [])]
+    url = f"http://{HOST}:{port}"
+    with running_process(command, url, ready_path=ready_path, timeout_s=timeout_s,
+                         env={**os.environ, **(env or {})}):
+        yield url
