@@ -22,13 +22,17 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 
 SETUP = '''\
-# Colab only: install the course package next to Colab's own PyTorch, then report the device.
+# Colab only: clone the course (its deploy/ files are read by later chapters) and install the
+# package next to Colab's own PyTorch, then report the device.
 import subprocess
 import sys
 
 if "google.colab" in sys.modules:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "git+{url}"], check=True)
+    subprocess.run(["git", "clone", "--quiet", "--depth", "1", "{url}", "/content/course"],
+                   check=False)  # already cloned when the notebook is run a second time
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/course"],
+                   check=True)
+    sys.path.insert(0, "/content/course")  # an editable install is only seen by new processes
     from vampire_detector.device import pick_device
 
     print("Course package installed; running on", pick_device())'''
