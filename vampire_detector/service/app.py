@@ -28,9 +28,9 @@ from vampire_detector.service.batcher import MicroBatcher, QueueFull
 from vampire_detector.service.body_limit import BodyLimit
 from vampire_detector.service.errors import ServiceError, install_error_handlers
 from vampire_detector.service.metrics import (
+    DriftWatch,
     Queued,
     add_metrics,
-    build_drift_watch,
     instrument_batches,
     record_model,
 )
@@ -82,12 +82,11 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
     try:
         model = await anyio.to_thread.run_sync(loader, settings)
         await anyio.to_thread.run_sync(warm_up, model, settings)
-        watch = await anyio.to_thread.run_sync(build_drift_watch, model.predictor,
-                                               settings.image_size)
     except Exception as error:  # the process stays up to say why; /health turns unhealthy
         log.exception("could not load the model")
         service.failure = f"{type(error).__name__}: {error}"
         return
+    watch = DriftWatch()
     batcher = MicroBatcher(instrument_batches(model.predictor.predict, watch),
                            max_batch_size=settings.max_batch_size,
                            max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue)
@@ -96,6 +95,10 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
     record_model(model.version, settings.runtime)
     service.warmed.set()
     log.info("ready: %s", model.version)
+    try:
+        await anyio.to_thread.run_sync(watch.calibrate, model.predictor, settings.image_size)
+    except Exception:  # the detector serves on; only its drift gauges stay silent
+        log.exception("the drift watch could not start")
 
 
 def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):

@@ -71,34 +71,38 @@ Queued = tuple[float, np.ndarray]  # (perf_counter when queued, portrait)
 
 
 class DriftWatch:
-    """Drift windows for the inputs (cheek colour) and the answers (P(vampire))."""
+    """Drift windows for the inputs (cheek colour) and the answers (P(vampire)).
 
-    def __init__(self, windows: dict[str, DriftWindow]):
-        self.windows = windows
+    Its references take about a second to compute, so ``calibrate`` runs once the service is
+    already ready: watching for drift never delays a cold start. Until then, batches pass
+    unwatched.
+    """
+
+    def __init__(self) -> None:
+        self.windows: dict[str, DriftWindow] = {}
+
+    def calibrate(self, predictor: Predictor, image_size: int) -> None:
+        """Windows against clean training portraits; without a usable model, inputs only."""
+        windows = {"input": DriftWindow(clean_reference(size=image_size))}
+        try:
+            windows["confidence"] = DriftWindow(confidence_reference(predictor,
+                                                                     size=image_size))
+        except Exception:
+            log.exception("no confidence reference: watching the inputs only")
+        for name in windows:
+            DRIFT.labels(name).set(0.0)
+        self.windows = windows  # one assignment: the batcher's thread sees all or nothing
 
     def observe(self, images: np.ndarray, predictions: Sequence[Prediction]) -> None:
         """Add a batch to the windows; a watcher's fault must never fail a traveller."""
         try:
-            signals = {"input": cheek_saturation(images),
-                       "confidence": [p.probability if p.label == "vampire"
-                                      else 1 - p.probability for p in predictions]}
             for name, window in self.windows.items():
-                window.add(signals[name])
+                window.add(cheek_saturation(images) if name == "input" else
+                           [p.probability if p.label == "vampire" else 1 - p.probability
+                            for p in predictions])
                 DRIFT.labels(name).set(window.score())
         except Exception:
             log.exception("drift watch failed on a batch")
-
-
-def build_drift_watch(predictor: Predictor, image_size: int) -> DriftWatch:
-    """Windows against clean training portraits; without a usable model, inputs only."""
-    windows = {"input": DriftWindow(clean_reference(size=image_size))}
-    try:
-        windows["confidence"] = DriftWindow(confidence_reference(predictor, size=image_size))
-    except Exception:
-        log.exception("no confidence reference: watching the inputs only")
-    for name in windows:
-        DRIFT.labels(name).set(0.0)
-    return DriftWatch(windows)
 
 
 def instrument_batches(predict: Callable[[np.ndarray], list[Prediction]],
