@@ -1,0 +1,79 @@
+"""Chapter 11 exercises: the capstone.
+
+Fill in the function bodies below, then grade them with
+
+    pytest autograder/test_ch11_capstone.py
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+
+class Sample(NamedTuple):
+    """One request of a load test, as the load generator saw it."""
+
+    status: int | None  # the HTTP status, or None when no answer came (a transport error)
+    latency_s: float  # from sending the request to the end of its answer
+    started_s: float  # when it was sent, on the load generator's clock
+
+
+@dataclass(frozen=True)
+class Summary:
+    requests: int  # every request sent
+    throughput: float  # successful (2xx) requests per second of the test's wall time
+    p50_ms: float  # latency percentiles of the successful requests, in milliseconds
+    p95_ms: float
+    p99_ms: float
+    client_error_rate: float  # share of all requests answered 4xx
+    server_error_rate: float  # share answered 5xx
+    transport_error_rate: float  # share with no answer at all
+
+
+def summarise(samples: Sequence[Sample]) -> Summary:
+    """Exercise 11.1: the numbers of a load test, from its raw samples.
+
+    The wall time runs from the first request sent to the last answer received. Percentiles
+    use the nearest-rank method: the p-th percentile of n sorted values is the value at rank
+    ceil(p / 100 * n) (ranks start at 1). With no successful request they are NaN. Raise
+    ValueError when there are no samples.
+    """
+    # Hint: a 2xx status is a success; a 4xx the client's fault; a 5xx the server's.
+    raise NotImplementedError(
+        "Exercise 11.1 is not implemented yet: write it in exercises/ch11_capstone.py")
+
+
+def burn_rate(slo: float, requests: int, failures: int) -> float:
+    """Exercise 11.2: how fast a window of traffic spends the error budget.
+
+    ``slo`` is the target share of good requests (0.995 for 99.5%). A burn rate of 1 spends
+    exactly the budget over the SLO's period; 14.4 spends a 30-day budget in 50 hours. A window
+    without requests burns nothing. Raise ValueError unless 0 < slo < 1 and
+    0 <= failures <= requests.
+    """
+    raise NotImplementedError(
+        "Exercise 11.2 is not implemented yet: write it in exercises/ch11_capstone.py")
+
+
+def budget_left(slo: float, requests: int, failures: int) -> float:
+    """Exercise 11.2: the share of the period's error budget not yet spent (below 0: overspent).
+
+    The budget is the failures the SLO allows among the period's ``requests`` so far.
+    """
+    # Hint: the budget spent is the burn rate of the period so far.
+    raise NotImplementedError(
+        "Exercise 11.2 is not implemented yet: write it in exercises/ch11_capstone.py")
+
+
+def should_page(slo: float, last_hour: tuple[int, int], last_5_minutes: tuple[int, int],
+                threshold: float = 14.4) -> bool:
+    """Exercise 11.2: wake Dracula? Each window is ``(requests, failures)``.
+
+    Page when both the last hour and the last five minutes burn at ``threshold`` or faster:
+    the hour proves the burn is significant, the five minutes that it is still going on.
+    """
+    raise NotImplementedError(
+        "Exercise 11.2 is not implemented yet: write it in exercises/ch11_capstone.py")
