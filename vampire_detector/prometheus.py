@@ -88,7 +88,7 @@ class Prometheus:
         return [a for a in alerts if a["labels"]["alertname"] == name and a["state"] == state]
 
 
-def eventually(check: Callable[[], T], timeout_s: float = 30.0, every_s: float = 0.5) -> T:
+def eventually(check: Callable[[], T], timeout_s: float = 60.0, every_s: float = 0.5) -> T:
     """Call ``check`` until it returns something truthy, and return that; bounded in time."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -45,6 +45,8 @@ def test_prometheus_scrapes_the_service_and_the_drift_alarm_rings(tmp_path: Path
     with (running_server(APP, factory=True, env=ENV) as url,
           running_prometheus(tmp_path, url) as prometheus,
           httpx.Client(base_url=url, timeout=30, trust_env=False) as service):
+        # the drift references are computed just after /ready: wait until they watch
+        eventually(lambda: prometheus.query('vampire_drift_psi{signal="input"}'))
         send(service, "clean")
         served = 'sum(vampire_predictions_total{job="vampire-detector"})'
         eventually(lambda: (prometheus.value(served) or 0) >= WINDOW)

@@ -192,4 +192,8 @@ def add_metrics(app: FastAPI) -> None:
     async def metrics() -> Response:
         return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    for route in app.routes:  # a series born at zero lets rate() see its very first request
+        for method in sorted(getattr(route, "methods", None) or ()):
+            if method != "HEAD" and getattr(route, "include_in_schema", False):
+                REQUESTS.labels(route.path, method, "200")
     app.add_middleware(RequestMetrics, known_paths={getattr(r, "path", "") for r in app.routes})
