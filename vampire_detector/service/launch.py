@@ -62,15 +62,27 @@ def running_process(command: Sequence[str], url: str, *, ready_path: str, timeou
 
 
 @contextlib.contextmanager
-def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | None = None,
-                   ready_path: str = "/ready", timeout_s: float = 120.0,
-                   log_level: str = "warning", workers: int = 1) -> Iterator[str]:
-    """Run ``uvicorn app`` (e.g. ``"pkg.module:create_app"``) and yield its base URL."""
+def running_server_process(app: str, *, factory: bool = False,
+                           env: Mapping[str, str] | None = None, ready_path: str = "/ready",
+                           timeout_s: float = 120.0, log_level: str = "warning",
+                           workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``running_server``, also yielding the process: to read its memory and CPU time."""
     port = free_port()
     command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
                "--log-level", log_level, "--workers", str(workers),
                *(["--factory"] if factory else [])]
     url = f"http://{HOST}:{port}"
     with running_process(command, url, ready_path=ready_path, timeout_s=timeout_s,
-                         env={**os.environ, **(env or {})}):
+                         env={**os.environ, **(env or {})}) as process:
+        yield url, process
+
+
+@contextlib.contextmanager
+def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | None = None,
+                   ready_path: str = "/ready", timeout_s: float = 120.0,
+                   log_level: str = "warning", workers: int = 1) -> Iterator[str]:
+    """Run ``uvicorn app`` (e.g. ``"pkg.module:create_app"``) and yield its base URL."""
+    with running_server_process(app, factory=factory, env=env, ready_path=ready_path,
+                                timeout_s=timeout_s, log_level=log_level,
+                                workers=workers) as (url, _):
         yield url

@@ -1,11 +1,15 @@
-"""A load test: Renfield's naive endpoint against the reference service, in one run.
+"""A load test: several server configurations under the same load, in one run.
 
-Both servers serve Dracula's production backbone (ResNet-18 on 64x64 portraits, trained once
-into the weights cache): the naive one eagerly, one image per call on the event loop; the
-reference one with ONNX Runtime (any ONNX file, INT8 ones included) and micro-batching. Each
-runs in its own process on a loopback port, and an async httpx client keeps a fixed number of
-requests in flight against one of them at a time. The servers take turns in short rounds, so
-that background work on the machine lands on both. ``benchmarks/serve.py`` is its command line.
+Each ``Server`` (a uvicorn app, its ``VAMPIRE_*`` environment, its worker count) runs in its
+own process on a loopback port, and an async httpx client keeps a fixed number of requests in
+flight against one of them at a time. The servers take turns in short rounds, so that
+background work on the machine lands on all of them alike.
+
+The load may be mixed: a share of bad uploads (``hostile.bad_uploads``), each of which must be
+refused with its 4xx. Every answer is sorted by status class (ok, 4xx, 5xx, transport error),
+so a service that "survives" by answering 500 is caught. Chapter 6's contest (Renfield's naive
+endpoint against the reference service, ``benchmarks/serve.py``) and Chapter 11's performance
+ledger (``benchmarks/ledger.py``) both run on this engine.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import contextlib
 import os
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +31,9 @@ from vampire_detector.images import to_png
 from vampire_detector.model import PRODUCTION_ARCH
 from vampire_detector.onnx_export import export_onnx
 from vampire_detector.portraits import make_portraits
+from vampire_detector.service.hostile import bad_uploads
 from vampire_detector.service.launch import running_server
+from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.train import ensure_weights
 from vampire_detector.weights import load_model
 
@@ -46,29 +54,67 @@ class Contest:
 
 @dataclass
 class Samples:
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
+    """What one server's requests got back, by status class, and how long the rounds took."""
+
+    latencies_ms: list[float] = field(default_factory=list)  # portraits answered 200
+    errors: int = 0  # requests that did not get the answer they should have
     seconds: float = 0.0
+    outcomes: Counter[str] = field(default_factory=Counter)  # "ok", "4xx", "5xx", "transport"
+    bad_sent: int = 0
+    bad_refused: int = 0  # bad uploads answered with their expected 4xx
 
     @property
     def throughput(self) -> float:
         """Successful requests per second of wall time, all rounds together."""
         return len(self.latencies_ms) / self.seconds if self.seconds else 0.0
 
+    def record(self, upload: Upload, status: int | None, latency_ms: float) -> None:
+        """Sort one answer (``status`` None: the connection failed) into the counts."""
+        self.outcomes[outcome(status)] += 1
+        if upload.expected_status == 200 and status == 200:
+            self.latencies_ms.append(latency_ms)
+            return
+        if upload.expected_status != 200:
+            self.bad_sent += 1
+            if status == upload.expected_status:
+                self.bad_refused += 1
+                return
+        self.errors += 1
+
     def summary(self) -> dict[str, float]:
         done = bool(self.latencies_ms)
         p50, p95, p99 = (float(np.percentile(self.latencies_ms, q)) if done else float("nan")
                          for q in (50, 95, 99))
-        return {"requests": len(self.latencies_ms) + self.errors, "errors": self.errors,
-                "throughput": self.throughput, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99}
+        return {"requests": len(self.latencies_ms) + self.errors + self.bad_refused,
+                "errors": self.errors, "throughput": self.throughput,
+                "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
+                **{name: self.outcomes[name] for name in OUTCOMES},
+                "bad_sent": self.bad_sent, "bad_refused": self.bad_refused}
 
-    def row(self, name: str, baseline: Samples) -> dict[str, str]:
+    def row(self, name: str, baseline: Samples,
+            previous: Samples | None = None) -> dict[str, str]:
         s = self.summary()
-        ratio = s["throughput"] / baseline.throughput if baseline.throughput else float("nan")
-        return {"server": name, "requests": f"{s['requests']}", "errors": f"{s['errors']}",
-                "throughput req/s": f"{s['throughput']:.1f}", "p50 ms": f"{s['p50_ms']:.1f}",
-                "p95 ms": f"{s['p95_ms']:.1f}", "p99 ms": f"{s['p99_ms']:.1f}",
-                "throughput vs naive": f"{ratio:.2f}x"}
+        row = {"server": name, "requests": f"{s['requests']}", "errors": f"{s['errors']}",
+               "throughput req/s": f"{s['throughput']:.1f}", "p50 ms": f"{s['p50_ms']:.1f}",
+               "p95 ms": f"{s['p95_ms']:.1f}", "p99 ms": f"{s['p99_ms']:.1f}",
+               "throughput vs naive": ratio(self, baseline)}
+        if previous is not None:
+            row["vs previous"] = ratio(self, previous)
+        return row
+
+
+OUTCOMES = ("ok", "4xx", "5xx", "transport")
+
+
+def outcome(status: int | None) -> str:
+    """The class of an answer: a transport error has no status at all."""
+    if status is None:
+        return "transport"
+    return "ok" if status < 400 else "4xx" if status < 500 else "5xx"
+
+
+def ratio(samples: Samples, baseline: Samples) -> str:
+    return f"{samples.throughput / baseline.throughput:.2f}x" if baseline.throughput else "n/a"
 
 
 @dataclass(frozen=True)
@@ -78,17 +124,41 @@ class Upload:
 
     body: bytes
     headers: dict[str, str]
+    expected_status: int = 200  # a portrait; a bad upload expects its 4xx
 
     @classmethod
-    def of(cls, png: bytes) -> Upload:
+    def of(cls, data: bytes, content_type: str = "image/png",
+           expected_status: int = 200) -> Upload:
         request = httpx.Request("POST", "http://127.0.0.1/predict",
-                                files={"image": ("portrait.png", png, "image/png")})
-        return cls(request.read(), {"content-type": request.headers["content-type"]})
+                                files={"image": ("portrait.png", data, content_type)})
+        return cls(request.read(), {"content-type": request.headers["content-type"]},
+                   expected_status)
+
+
+def mixed_workload(portraits: Sequence[np.ndarray], bad_share: float = 0.1,
+                   max_upload_bytes: int | None = None) -> list[Upload]:
+    """Portraits with every kind of bad upload spread evenly among them, ``bad_share`` of all.
+
+    A round sends the list in order, cycling, so any long run sees exactly that share.
+    """
+    if not 0 <= bad_share < 1:
+        raise ValueError(f"bad_share must be in [0, 1), got {bad_share}")
+    pngs = [to_png(image) for image in portraits]
+    good = [Upload.of(png) for png in pngs]
+    if bad_share == 0:
+        return good
+    limit = max_upload_bytes or ServiceSettings.model_fields["max_upload_bytes"].default
+    bad = [Upload.of(b.data, b.content_type, b.expected_status)
+           for b in bad_uploads(pngs[0], limit)]
+    total = round(len(bad) / bad_share)  # one cycle: every bad kind once
+    stride = total / len(bad)
+    bad_slots = {int((k + 1) * stride) - 1: upload for k, upload in enumerate(bad)}
+    return [bad_slots.get(i) or good[i % len(good)] for i in range(total)]
 
 
 async def one_round(url: str, uploads: list[Upload], requests: int, concurrency: int,
                     time_limit_s: float, samples: Samples) -> None:
-    """Send ``requests`` uploads, ``concurrency`` at a time; record each one's latency."""
+    """Send ``requests`` uploads, ``concurrency`` at a time; record what each one got."""
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0,
                                  trust_env=False) as client:  # loopback only, never a proxy
@@ -105,16 +175,61 @@ async def one_round(url: str, uploads: list[Upload], requests: int, concurrency:
                 try:
                     response = await client.post("/predict", content=upload.body,
                                                  headers=upload.headers)
-                    ok = response.status_code == 200
+                    status = response.status_code
                 except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    samples.latencies_ms.append((time.perf_counter() - sent) * 1000)
-                else:
-                    samples.errors += 1
+                    status = None
+                samples.record(upload, status, (time.perf_counter() - sent) * 1000)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         samples.seconds += time.perf_counter() - start
+
+
+async def settle(url: str, uploads: Sequence[Upload], concurrency: int,
+                 timeout_s: float = 120.0) -> None:
+    """Untimed warm-up rounds until one round gets every answer right.
+
+    ``/ready`` is answered by whichever worker takes the probe: with several uvicorn workers,
+    the others may still be loading their model, and they rightly answer 503 until then. A
+    load test that starts at the first 200 would count those as the service's failures. (A
+    server that never gets a round right, e.g. Renfield's on bad uploads, times out.)
+    """
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        samples = Samples()
+        await one_round(url, list(uploads), 4 * concurrency, concurrency, timeout_s, samples)
+        if samples.errors == 0:
+            return
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{url} still failed {samples.errors} warm-up requests after "
+                               f"{timeout_s:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server configuration under test: a uvicorn app, its environment, its workers."""
+
+    name: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    app: str = "vampire_detector.service.app:create_app"
+    factory: bool = True
+    workers: int = 1
+    ready_path: str = "/ready"
+
+
+def naive_server(name: str = "naive: eager, one image per call, on the event loop") -> Server:
+    """Renfield's endpoint on the production backbone; it has no /ready, only its docs."""
+    return Server(name, {"VAMPIRE_ARCH": PRODUCTION_ARCH}, app="vampire_detector.service.naive:app",
+                  factory=False, ready_path="/docs")
+
+
+def onnx_server(name: str, model: Path, *, threads: int = 1, max_batch_size: int = 16,
+                max_wait_ms: float = 2.0, workers: int = 1, **env: str) -> Server:
+    """The reference service on an ONNX file, with the knobs the ledger turns."""
+    return Server(name, {"VAMPIRE_RUNTIME": "onnx", "VAMPIRE_MODEL_PATH": str(model),
+                         "VAMPIRE_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+                         "VAMPIRE_MAX_BATCH_SIZE": str(max_batch_size),
+                         "VAMPIRE_MAX_WAIT_MS": str(max_wait_ms), **env}, workers=workers)
 
 
 def reference_model(contest: Contest, folder: Path) -> Path:
@@ -125,16 +240,12 @@ def reference_model(contest: Contest, folder: Path) -> Path:
     return export_onnx(backbone.cpu(), folder / f"{PRODUCTION_ARCH}.onnx")
 
 
-def contestants(onnx_path: Path, contest: Contest) -> dict[str, tuple[str, bool, dict]]:
-    """Name -> (uvicorn app, is it a factory, environment) of the two servers."""
-    reference_env = {"VAMPIRE_RUNTIME": "onnx", "VAMPIRE_MODEL_PATH": str(onnx_path),
-                     "VAMPIRE_THREADS": str(contest.threads),
-                     "VAMPIRE_MAX_BATCH_SIZE": str(contest.max_batch_size),
-                     "VAMPIRE_MAX_WAIT_MS": str(contest.max_wait_ms)}
-    return {"naive: eager, one image per call, on the event loop":
-            ("vampire_detector.service.naive:app", False, {"VAMPIRE_ARCH": PRODUCTION_ARCH}),
-            f"reference: ONNX Runtime ({onnx_path.name}) + micro-batching":
-            ("vampire_detector.service.app:create_app", True, reference_env)}
+def contestants(onnx_path: Path, contest: Contest) -> list[Server]:
+    """Chapter 6's two servers: Renfield's endpoint and the reference service."""
+    return [naive_server(),
+            onnx_server(f"reference: ONNX Runtime ({onnx_path.name}) + micro-batching",
+                        onnx_path, threads=contest.threads,
+                        max_batch_size=contest.max_batch_size, max_wait_ms=contest.max_wait_ms)]
 
 
 def run_contest(contest: Contest) -> dict[str, Samples]:
@@ -143,21 +254,29 @@ def run_contest(contest: Contest) -> dict[str, Samples]:
 
 
 async def measure(contest: Contest) -> dict[str, Samples]:
-    """Start both servers, warm them, run the rounds in turns, stop them; samples by name."""
+    """Chapter 6's contest: export the backbone, then ``measure_servers`` on both servers."""
     ensure_weights(PRODUCTION_ARCH)  # trains once per machine (about 90 s), before any clock
-    uploads = [Upload.of(to_png(image)) for image in make_portraits(64, seed=6)[0]]
+    uploads = mixed_workload(make_portraits(64, seed=6)[0], bad_share=0)
     with tempfile.TemporaryDirectory(prefix="loadtest-") as folder:
         servers = contestants(reference_model(contest, Path(folder)), contest)
-        results = {name: Samples() for name in servers}
-        with contextlib.ExitStack() as stack:  # both up at once; the idle one costs nothing
-            urls = {name: stack.enter_context(running_server(
-                app, factory=factory, env=env, ready_path="/ready" if factory else "/docs"))
-                for name, (app, factory, env) in servers.items()}
-            for url in urls.values():  # untimed: connections, caches and batches settle in
-                await one_round(url, uploads, 4 * contest.concurrency, contest.concurrency,
-                                60.0, Samples())
-            for _ in range(contest.rounds):
-                for name, url in urls.items():
-                    await one_round(url, uploads, contest.requests, contest.concurrency,
-                                    contest.time_limit_s, results[name])
+        return await measure_servers(servers, contest, uploads)
+
+
+async def measure_servers(servers: Sequence[Server], contest: Contest,
+                          uploads: Sequence[Upload]) -> dict[str, Samples]:
+    """Start every server, warm each, run the rounds in turns, stop them; samples by name."""
+    if len({server.name for server in servers}) != len(servers):
+        raise ValueError("every server needs its own name")
+    uploads = list(uploads)
+    results = {server.name: Samples() for server in servers}
+    with contextlib.ExitStack() as stack:  # all up at once; the idle ones cost nothing
+        urls = {server.name: stack.enter_context(running_server(
+            server.app, factory=server.factory, env=server.env, workers=server.workers,
+            ready_path=server.ready_path)) for server in servers}
+        for url in urls.values():  # untimed: workers, connections, caches and batches settle in
+            await settle(url, uploads, contest.concurrency)
+        for _ in range(contest.rounds):
+            for name, url in urls.items():
+                await one_round(url, uploads, contest.requests, contest.concurrency,
+                                contest.time_limit_s, results[name])
     return results
