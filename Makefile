@@ -7,7 +7,7 @@ NOTEBOOKS := _build/notebooks
 CHAPTERS := $(wildcard book/*.md)
 
 .PHONY: help env book test lint unit grade stubs sync notebooks browser notebooks-sync exercises \
-	weights screenshots serve clean
+	weights screenshots serve bench clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -16,6 +16,7 @@ help:
 	@echo "make notebooks-sync  rewrite the chapters' Colab notebooks (book/*.ipynb)"
 	@echo "make weights    retrain the committed VampireNet weights"
 	@echo "make screenshots  retake the README's screenshots of the book"
+	@echo "make bench      the capstone's performance ledger and 10,000-request soak (_build/bench/)"
 	@echo "make serve      run the detection service on http://127.0.0.1:8000 (docs at /docs)"
 
 env: $(STAMP)
@@ -73,6 +74,11 @@ exercises: $(STAMP)
 
 notebooks-sync: $(STAMP)
 	$(BIN)/python tools/sync_notebooks.py
+
+# The capstone's measurements: about three minutes on two cores.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/ledger.py
+	$(BIN)/python benchmarks/soak.py
 
 weights: $(STAMP)
 	$(BIN)/python -m vampire_detector.train

@@ -1,0 +1,61 @@
+"""The carnival-night soak: 10,000 mixed requests at concurrency 32 against the final service.
+
+    python benchmarks/soak.py                 # about a minute on two cores
+    python benchmarks/soak.py --requests 2000 # shorter
+
+One request in ten is a bad upload (a text file, a truncated PNG, an oversized body, a
+decompression bomb). Passes when no request got a 5xx or a transport error, every bad upload
+got its 4xx, and the server's RSS grew less than 5% over the second half of the run; exits
+with status 1 otherwise. Writes ``_build/bench/soak.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from vampire_detector.bench import machine_summary
+from vampire_detector.portraits import make_portraits
+from vampire_detector.release import build_release
+from vampire_detector.service.ledger import final_server
+from vampire_detector.service.loadtest import mixed_workload
+from vampire_detector.service.soak import SoakResult, run_soak
+
+OUT = Path("_build/bench")
+
+
+def report(result: SoakResult) -> dict:
+    trace = result.trace
+    grown, fraction = trace.second_half_growth()
+    return {**result.samples.summary(), "seconds": round(result.seconds, 1),
+            "rss_start_mib": round(trace.rss[0] / 2**20, 1),
+            "rss_end_mib": round(trace.rss[-1] / 2**20, 1),
+            "rss_peak_mib": round(max(trace.rss) / 2**20, 1),
+            "rss_second_half_growth_mib": round(grown / 2**20, 2),
+            "rss_second_half_growth": round(fraction, 4),
+            "server_cpu_cores": round(trace.cpu_cores(), 2),
+            "service_metrics": result.service, "problems": result.problems()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--bad-share", type=float, default=0.1)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    server = final_server(build_release(args.out / "models"))
+    uploads = mixed_workload(make_portraits(64, seed=6)[0], args.bad_share)
+    result = run_soak(server, uploads, requests=args.requests, concurrency=args.concurrency)
+    numbers = {"machine": machine_summary(), "server": server.name, **report(result)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "soak.json").write_text(json.dumps(numbers, indent=2) + "\n")
+    print(json.dumps(numbers, indent=2))
+    print("PASS" if not numbers["problems"] else "FAIL: " + "; ".join(numbers["problems"]))
+    return 1 if numbers["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
