@@ -1,0 +1,31 @@
+"""The benchmark scripts' reports, on made-up numbers (the real runs are ``make bench``)."""
+
+from __future__ import annotations
+
+from benchmarks.ledger import as_markdown
+from benchmarks.soak import report
+from vampire_detector.service.loadtest import Samples
+from vampire_detector.service.resources import ResourceTrace
+from vampire_detector.service.soak import SoakResult
+
+
+def test_the_ledger_report_states_the_machine_the_table_and_the_peak():
+    row = {"step": "naive", "req/s": "10"}
+    text = as_markdown({"machine": "a test box", "concurrency": 32, "rounds": 1,
+                        "seconds_per_round": 2.0, "ledger": [row], "final": "naive",
+                        "flops_per_image": 296_000_000,
+                        "peak": {"cores": 2, "ghz": 2.5, "fp32_per_cycle": 64,
+                                 "vector_isa": "AVX-512", "fp32_gflops": 320.0,
+                                 "int8_per_cycle": 256, "int8_isa": "VNNI", "int8_gops": 1280.0},
+                        "arithmetic": [{"": "model", "share of peak": "10%"}], "seconds": 12.0})
+    assert "Measured on: a test box" in text and "| naive | 10 |" in text
+    assert "0.296 GFLOP per image" in text and "= 320 GFLOP/s" in text and "1280 GOP/s" in text
+
+
+def test_the_soak_report_gives_memory_in_mebibytes_and_the_verdict():
+    trace = ResourceTrace(times_s=[0.0, 1.0, 2.0], rss=[100 * 2**20, 120 * 2**20, 121 * 2**20],
+                          cpu_s=[0.0, 1.0, 2.0])
+    numbers = report(SoakResult(Samples(latencies_ms=[1.0], seconds=1.0), trace, 2.0, {}))
+    assert (numbers["rss_start_mib"], numbers["rss_end_mib"]) == (100.0, 121.0)
+    assert numbers["rss_second_half_growth_mib"] == 1.0 and numbers["server_cpu_cores"] == 1.0
+    assert numbers["problems"] == []
