@@ -7,7 +7,7 @@ NOTEBOOKS := _build/notebooks
 CHAPTERS := $(wildcard book/*.md)
 
 .PHONY: help env book test lint unit grade stubs sync notebooks browser notebooks-sync exercises \
-	weights screenshots serve bench clean
+	weights screenshots serve bench lock clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
@@ -15,18 +15,19 @@ help:
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make notebooks-sync  rewrite the chapters' Colab notebooks (book/*.ipynb)"
 	@echo "make weights    retrain the committed VampireNet weights"
+	@echo "make lock       re-resolve requirements.txt into constraints.txt (every package pinned)"
 	@echo "make screenshots  retake the README's screenshots of the book"
 	@echo "make bench      the capstone's performance ledger and 10,000-request soak (_build/bench/)"
 	@echo "make serve      run the detection service on http://127.0.0.1:8000 (docs at /docs)"
 
 env: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 		{ echo "Python 3.10 or newer is needed; run e.g. make PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -89,6 +90,14 @@ screenshots: book
 # The Chapter 6 service on the committed VampireNet; VAMPIRE_* variables change its settings.
 serve: $(STAMP)
 	$(BIN)/uvicorn --factory vampire_detector.service.app:create_app --host 127.0.0.1 --port 8000
+
+# requirements.txt names what the course uses; constraints.txt pins everything those pull in, so
+# that a fresh clone installs the environment CI tested, not whatever PyPI released since.
+lock:
+	rm -rf _build/lock && $(PYTHON) -m venv _build/lock
+	_build/lock/bin/python -m pip install --quiet -r requirements.txt
+	{ echo "# Every package of the course's environment, pinned: written by 'make lock'."; \
+	  _build/lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt
 
 clean:
 	rm -rf _build

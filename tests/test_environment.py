@@ -1,4 +1,4 @@
-"""The pip pins of environment.yml (Binder, conda) must be those of requirements.txt."""
+"""requirements.txt, constraints.txt (the lock) and environment.yml (Binder, conda) agree."""
 
 from pathlib import Path
 
@@ -24,3 +24,11 @@ def test_environment_and_requirements_pin_the_same_packages():
 
 def test_every_requirement_is_pinned_exactly():
     assert all("==" in pin for pin in requirement_pins())
+
+
+def test_the_lock_pins_every_requirement_at_the_same_version():
+    """A requirement changed without ``make lock`` would not install against the lock."""
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    locked = {line.lower().replace("_", "-") for line in lines if "==" in line}
+    stale = {pin for pin in requirement_pins() if pin.lower().replace("_", "-") not in locked}
+    assert not stale, f"run `make lock`: constraints.txt does not pin {sorted(stale)}"
