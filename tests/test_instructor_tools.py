@@ -79,16 +79,25 @@ def test_an_existing_release_folder_is_never_overwritten(tmp_path):
 
 
 def test_grading_a_folder_of_submissions(tmp_path):
+    """One week's chapters; the whole autograder on the solutions is `make grade`'s job."""
     submissions = tmp_path / "submissions"
     shutil.copytree(ROOT / "solutions", submissions / "mina" / "exercises")
     (submissions / "jonathan").mkdir(parents=True)
-    shutil.copy(ROOT / "exercises" / "ch01_detector.py", submissions / "jonathan")
+    shutil.copy(ROOT / "exercises" / "ch11_capstone.py", submissions / "jonathan")
     out = tmp_path / "grades"
-    assert grade_submissions.main([str(submissions), "--out", str(out)]) == 0
+    week = ["--chapters", "10", "11"]
+    assert grade_submissions.main([str(submissions), "--out", str(out), *week]) == 0
     rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open())}
     assert float(rows["mina"]["total"]) == float(rows["mina"]["out of"]) > 0
     assert float(rows["jonathan"]["total"]) == 0
-    assert json.loads((out / "mina" / "results.json").read_text())["score"] > 0
+    graded = json.loads((out / "mina" / "results.json").read_text())["tests"]
+    assert {test["name"].split(" — ")[0] for test in graded} == {"Chapter 10", "Chapter 11"}
+
+
+def test_grading_refuses_a_chapter_without_tests(tmp_path, capsys):
+    (tmp_path / "mina").mkdir()
+    assert grade_submissions.main([str(tmp_path), "--chapters", "42"]) == 2
+    assert "no tests for chapter(s) [42]" in capsys.readouterr().err
 
 
 def test_grading_refuses_a_missing_folder(tmp_path, capsys):

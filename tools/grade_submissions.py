@@ -1,6 +1,7 @@
 """Grade a folder of student submissions into one CSV and a Gradescope results.json each.
 
     python tools/grade_submissions.py submissions/ --out grades/
+    python tools/grade_submissions.py submissions/ --chapters 3 4   # this week's chapters only
 
 ``submissions/`` holds one folder per student, named after the student, containing that
 student's chNN_*.py files (directly, or inside an exercises/ folder). Each student is graded in a
@@ -28,10 +29,21 @@ def graded_folder(submission: Path) -> Path:
     return inner if inner.is_dir() else submission
 
 
-def grade_one(submission: Path, results: Path) -> dict:
-    """Run the autograder on one submission; return its Gradescope results."""
+def chapter_tests(chapters: list[int] | None) -> list[Path]:
+    """The autograder's test files for ``chapters`` (all of it for None)."""
+    if chapters is None:
+        return [ROOT / "autograder"]
+    found = [sorted((ROOT / "autograder").glob(f"test_ch{number:02d}_*.py")) for number in chapters]
+    missing = [number for number, files in zip(chapters, found, strict=True) if not files]
+    if missing:
+        raise ValueError(f"the autograder has no tests for chapter(s) {missing}")
+    return [path for files in found for path in files]
+
+
+def grade_one(submission: Path, results: Path, tests: list[Path]) -> dict:
+    """Run the autograder's ``tests`` on one submission; return its Gradescope results."""
     results.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pytest", str(ROOT / "autograder"), "-q",
+    command = [sys.executable, "-m", "pytest", *map(str, tests), "-q",
                "-p", "no:cacheprovider", f"--impl={graded_folder(submission)}",
                f"--gradescope={results}"]
     with contextlib.suppress(subprocess.TimeoutExpired):  # reported below: no results
@@ -68,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("submissions", type=Path, help="a folder with one folder per student")
     parser.add_argument("--out", type=Path, default=Path("grades"),
                         help="where to write the results (default: grades/)")
+    parser.add_argument("--chapters", type=int, nargs="+", metavar="N",
+                        help="grade only these chapters (default: every chapter)")
     args = parser.parse_args(argv)
+    try:
+        tests = chapter_tests(args.chapters)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
         return 2
@@ -79,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for submission in students:
         rows[submission.name] = grade_one(submission.resolve(),
-                                          (args.out / submission.name / "results.json").resolve())
+                                          (args.out / submission.name / "results.json").resolve(),
+                                          tests)
         print(f"{submission.name}: {rows[submission.name]['score']:g} points")
     write_csv(rows, args.out / "grades.csv")
     print(f"wrote {args.out / 'grades.csv'}")
