@@ -41,8 +41,11 @@ test: lint unit grade stubs sync notebooks book-cache book browser
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The project's own tests, in UNIT_WORKERS processes (pytest-xdist): most of them wait on servers
+# and subprocesses, so two processes finish sooner even on two cores.
+UNIT_WORKERS ?= 2
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests --ignore=tests/browser
+	$(BIN)/python -m pytest tests --ignore=tests/browser -n $(UNIT_WORKERS)
 
 grade: $(STAMP)
 	$(BIN)/python -m pytest autograder --impl=solutions

@@ -1,10 +1,13 @@
 import subprocess
 import sys
+import threading
+import time
 
 import torch
 
-from vampire_detector.train import RECIPES, TrainConfig, ensure_weights, train
-from vampire_detector.weights import load_metadata, load_model, weights_path
+from vampire_detector.model import build_model
+from vampire_detector.train import RECIPES, TrainConfig, ensure_weights, exclusive, train
+from vampire_detector.weights import load_metadata, load_model, save_weights, weights_path
 
 TINY = TrainConfig(epochs=1, n_train=256, n_val=128, batch_size=32)
 
@@ -54,6 +57,23 @@ def test_production_weights_are_trained_once_into_the_cache(tmp_path, monkeypatc
     assert ensure_weights("mobilenet_v3_small", log=messages.append) == path
     assert sum("training them once" in message for message in messages) == 1
     assert not load_model("mobilenet_v3_small", device=torch.device("cpu")).training
+
+
+def test_a_second_process_waits_for_the_training_instead_of_training_again(tmp_path,
+                                                                          monkeypatch):
+    monkeypatch.setenv("VAMPIRE_WEIGHTS_CACHE", str(tmp_path))
+    monkeypatch.setitem(RECIPES, "mobilenet_v3_small",
+                        TrainConfig(arch="mobilenet_v3_small", epochs=1, n_train=64, n_val=32))
+    path, messages, found = tmp_path / "mobilenet_v3_small.pt", [], []
+    waiter = threading.Thread(target=lambda: found.append(
+        ensure_weights("mobilenet_v3_small", log=messages.append)))
+    with exclusive(tmp_path / ".mobilenet_v3_small.pt.lock"):  # as if training elsewhere
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and not messages, "it did not wait for the lock"
+        save_weights(build_model("mobilenet_v3_small"), path, {"trained": "elsewhere"})
+    waiter.join(timeout=60)
+    assert found == [path] and not messages, "it trained weights that were already there"
 
 
 def test_committed_weights_stay_in_the_package(monkeypatch, tmp_path):

@@ -115,13 +115,38 @@ def train_and_save(config: TrainConfig, out: Path, device: torch.device | None =
     return metrics
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock``, waiting for any other process that holds it.
+
+    Where ``fcntl`` is missing (Windows) there is no lock: at worst, two processes started at
+    the same moment both train the same weights, and the last one to finish saves them.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
 def ensure_weights(arch: str, log: Callable[[str], None] = print) -> Path:
-    """The weights of ``arch``, trained with its recipe first if this machine has none yet."""
+    """The weights of ``arch``, trained with its recipe first if this machine has none yet.
+
+    Processes that ask at the same time (parallel tests, several notebooks) train them once:
+    the first trains, the others wait for it and load what it saved.
+    """
     path = weights_path(arch)
-    if not path.exists():
-        log(f"no {arch} weights in {path.parent} yet: training them once (seed "
-            f"{RECIPES[arch].seed})")
-        train_and_save(RECIPES[arch], path, log=log)
+    if path.exists():
+        return path
+    with exclusive(path.with_name(f".{path.name}.lock")):
+        if not path.exists():  # another process may have trained them while this one waited
+            log(f"no {arch} weights in {path.parent} yet: training them once (seed "
+                f"{RECIPES[arch].seed})")
+            train_and_save(RECIPES[arch], path, log=log)
     return path
 
 
