@@ -44,7 +44,10 @@ def parse(argv: list[str] | None = None) -> tuple[Contest, Path | None]:
     if args.model_path is not None and not args.model_path.is_file():
         parser.error(f"--model-path {args.model_path} is not a file")
     chosen = {f.name: getattr(args, f.name) for f in fields(Contest)}
-    return Contest(**{**chosen, **(QUICK if args.quick else {})}), args.json
+    try:
+        return Contest(**{**chosen, **(QUICK if args.quick else {})}), args.json
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str] | None = None) -> None:

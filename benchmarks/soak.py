@@ -4,9 +4,9 @@
     python benchmarks/soak.py --requests 2000 # shorter
 
 One request in ten is a bad upload (a text file, a truncated PNG, an oversized body, a
-decompression bomb). Passes when no request got a 5xx or a transport error, every bad upload
-got its 4xx, and the server's RSS grew less than 5% over the second half of the run; exits
-with status 1 otherwise. Writes ``_build/bench/soak.json``.
+decompression bomb). Passes when every request was sent within the time limit, none got a 5xx
+or a transport error, every bad upload got its 4xx, and the server's RSS grew less than 5% over
+the second half of the run; exits with status 1 otherwise. Writes ``_build/bench/soak.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from vampire_detector.bench import machine_summary
 from vampire_detector.portraits import make_portraits
 from vampire_detector.release import build_release
 from vampire_detector.service.ledger import final_server
-from vampire_detector.service.loadtest import mixed_workload
+from vampire_detector.service.loadtest import check_load, mixed_workload
 from vampire_detector.service.soak import SoakResult, run_soak
 
 OUT = Path("_build/bench")
@@ -41,15 +41,26 @@ def report(result: SoakResult) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--bad-share", type=float, default=0.1)
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--requests", type=int, default=10_000, help="requests in all")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight")
+    parser.add_argument("--bad-share", type=float, default=0.1,
+                        help="the share of bad uploads, from 0 up to (not including) 1")
+    parser.add_argument("--time-limit-s", type=float, default=600.0,
+                        help="stop sending after this many seconds (the run then fails)")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for soak.json")
     args = parser.parse_args(argv)
+    try:  # before the release is built: a mistyped number should not cost a model export
+        check_load(args.requests, args.concurrency, args.time_limit_s)
+        uploads = mixed_workload(make_portraits(64, seed=6)[0], args.bad_share)
+    except ValueError as error:
+        parser.error(str(error))
     server = final_server(build_release(args.out / "models"))
-    uploads = mixed_workload(make_portraits(64, seed=6)[0], args.bad_share)
-    result = run_soak(server, uploads, requests=args.requests, concurrency=args.concurrency)
+    result = run_soak(server, uploads, requests=args.requests, concurrency=args.concurrency,
+                      time_limit_s=args.time_limit_s)
     numbers = {"machine": machine_summary(), "server": server.name, **report(result)}
+    if numbers["requests"] < args.requests:
+        numbers["problems"].append(f"the time limit stopped the run after {numbers['requests']} "
+                                   f"of {args.requests} requests")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(numbers, indent=2) + "\n")
     print(json.dumps(numbers, indent=2))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from benchmarks import serve, soak
 from benchmarks.ledger import as_markdown
 from benchmarks.soak import report
 from vampire_detector.service.loadtest import Samples
@@ -29,3 +32,17 @@ def test_the_soak_report_gives_memory_in_mebibytes_and_the_verdict():
     assert (numbers["rss_start_mib"], numbers["rss_end_mib"]) == (100.0, 121.0)
     assert numbers["rss_second_half_growth_mib"] == 1.0 and numbers["server_cpu_cores"] == 1.0
     assert numbers["problems"] == []
+
+
+@pytest.mark.parametrize(("script", "args", "complaint"), [
+    (soak, ["--requests", "0"], "requests must be at least 1"),
+    (soak, ["--concurrency", "-3"], "concurrency must be at least 1"),
+    (soak, ["--bad-share", "1.5"], "bad_share must be in [0, 1)"),
+    (soak, ["--time-limit-s", "0"], "time limit must be a positive number"),
+    (serve, ["--rounds", "0"], "rounds must be at least 1"),
+    (serve, ["--max-wait-ms", "-1"], "max_wait_ms must not be negative"),
+])
+def test_the_scripts_refuse_numbers_that_would_measure_nothing(script, args, complaint, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        script.main(args)
+    assert exit_.value.code == 2 and complaint in capsys.readouterr().err

@@ -38,6 +38,16 @@ from vampire_detector.train import ensure_weights
 from vampire_detector.weights import load_model
 
 
+def check_load(requests: int, concurrency: int, time_limit_s: float) -> None:
+    """Refuse a load that would measure nothing, saying which number to change."""
+    for name, value in (("requests", requests), ("concurrency", concurrency)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+    if not time_limit_s > 0:
+        raise ValueError(f"the time limit must be a positive number of seconds, got "
+                         f"{time_limit_s}")
+
+
 @dataclass(frozen=True)
 class Contest:
     """What is measured: the load, the rounds, and the reference service's settings."""
@@ -50,6 +60,14 @@ class Contest:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # one call at a time
     max_batch_size: int = 16
     max_wait_ms: float = 2.0
+
+    def __post_init__(self) -> None:
+        check_load(self.requests, self.concurrency, self.time_limit_s)
+        for name in ("rounds", "threads", "max_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
 
 
 @dataclass
@@ -159,6 +177,7 @@ def mixed_workload(portraits: Sequence[np.ndarray], bad_share: float = 0.1,
 async def one_round(url: str, uploads: list[Upload], requests: int, concurrency: int,
                     time_limit_s: float, samples: Samples) -> None:
     """Send ``requests`` uploads, ``concurrency`` at a time; record what each one got."""
+    check_load(requests, concurrency, time_limit_s)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0,
                                  trust_env=False) as client:  # loopback only, never a proxy
