@@ -6,8 +6,14 @@ import time
 import torch
 
 from vampire_detector.model import build_model
-from vampire_detector.train import RECIPES, TrainConfig, ensure_weights, exclusive, train
-from vampire_detector.weights import load_metadata, load_model, save_weights, weights_path
+from vampire_detector.train import RECIPES, TrainConfig, ensure_weights, train
+from vampire_detector.weights import (
+    load_metadata,
+    load_model,
+    locked,
+    save_weights,
+    weights_path,
+)
 
 TINY = TrainConfig(epochs=1, n_train=256, n_val=128, batch_size=32)
 
@@ -67,7 +73,7 @@ def test_a_second_process_waits_for_the_training_instead_of_training_again(tmp_p
     path, messages, found = tmp_path / "mobilenet_v3_small.pt", [], []
     waiter = threading.Thread(target=lambda: found.append(
         ensure_weights("mobilenet_v3_small", log=messages.append)))
-    with exclusive(tmp_path / ".mobilenet_v3_small.pt.lock"):  # as if training elsewhere
+    with locked(path):  # as if another process were training them
         waiter.start()
         time.sleep(0.5)
         assert waiter.is_alive() and not messages, "it did not wait for the lock"

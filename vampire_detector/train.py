@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from vampire_detector.dataset import PortraitDataset
 from vampire_detector.device import pick_device
 from vampire_detector.model import ARCHITECTURES, build_model
-from vampire_detector.weights import save_weights, weights_path
+from vampire_detector.weights import locked, save_weights, weights_path
 
 
 @dataclass(frozen=True)
@@ -115,24 +115,6 @@ def train_and_save(config: TrainConfig, out: Path, device: torch.device | None =
     return metrics
 
 
-@contextlib.contextmanager
-def exclusive(lock: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the file ``lock``, waiting for any other process that holds it.
-
-    Where ``fcntl`` is missing (Windows) there is no lock: at worst, two processes started at
-    the same moment both train the same weights, and the last one to finish saves them.
-    """
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
-        yield
-
-
 def ensure_weights(arch: str, log: Callable[[str], None] = print) -> Path:
     """The weights of ``arch``, trained with its recipe first if this machine has none yet.
 
@@ -142,7 +124,7 @@ def ensure_weights(arch: str, log: Callable[[str], None] = print) -> Path:
     path = weights_path(arch)
     if path.exists():
         return path
-    with exclusive(path.with_name(f".{path.name}.lock")):
+    with locked(path):
         if not path.exists():  # another process may have trained them while this one waited
             log(f"no {arch} weights in {path.parent} yet: training them once (seed "
                 f"{RECIPES[arch].seed})")

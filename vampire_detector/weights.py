@@ -8,8 +8,10 @@ and a half on two CPU cores) and kept in a cache folder, ``$VAMPIRE_WEIGHTS_CACH
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,25 @@ def save_weights(model: nn.Module, path: Path, metadata: dict[str, Any]) -> None
     notes.write_text(json.dumps(metadata, indent=2) + "\n")
     os.replace(notes, path.with_suffix(".json"))
     os.replace(partial, path)
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the weights at ``path``, waiting for any process that holds it.
+
+    The lock is a file beside the weights. Where ``fcntl`` is missing (Windows) there is no
+    lock: at worst, two processes started at the same moment both train the same weights, and
+    the last one to finish saves them.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(f".{path.name}.lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def load_metadata(arch: str = "vampirenet") -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,13 @@ def test_a_soak_fails_on_server_errors_and_on_growing_memory():
     assert soak_result([100, 100, 100, 100], ok=10, **{"4xx": 2}).problems() == []
     assert "server errors" in soak_result([100] * 4, **{"5xx": 1}).problems()[0]
     assert "RSS grew" in soak_result([100, 100, 100, 110]).problems()[0]
+
+
+def test_a_soak_cut_short_by_its_time_limit_fails():
+    samples = Samples(latencies_ms=[1.0] * 3)
+    short = SoakResult(samples, ResourceTrace(rss=[100] * 4), 1.0, {}, requested=5)
+    assert short.problems() == ["the time limit stopped the run after 3 of 5 requests"]
+    assert replace(short, requested=3).problems() == []
 
 
 def test_the_ledger_compares_each_step_with_the_one_it_improves(tmp_path: Path):

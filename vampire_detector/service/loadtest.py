@@ -38,11 +38,16 @@ from vampire_detector.train import ensure_weights
 from vampire_detector.weights import load_model
 
 
-def check_load(requests: int, concurrency: int, time_limit_s: float) -> None:
-    """Refuse a load that would measure nothing, saying which number to change."""
-    for name, value in (("requests", requests), ("concurrency", concurrency)):
+def require_counts(**counts: int) -> None:
+    """Raise ValueError, naming the count, for the first of ``counts`` under 1."""
+    for name, value in counts.items():
         if value < 1:
             raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def check_load(requests: int, concurrency: int, time_limit_s: float) -> None:
+    """Refuse a load that would measure nothing, saying which number to change."""
+    require_counts(requests=requests, concurrency=concurrency)
     if not time_limit_s > 0:
         raise ValueError(f"the time limit must be a positive number of seconds, got "
                          f"{time_limit_s}")
@@ -63,9 +68,8 @@ class Contest:
 
     def __post_init__(self) -> None:
         check_load(self.requests, self.concurrency, self.time_limit_s)
-        for name in ("rounds", "threads", "max_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        require_counts(rounds=self.rounds, threads=self.threads,
+                       max_batch_size=self.max_batch_size)
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must not be negative, got {self.max_wait_ms}")
 

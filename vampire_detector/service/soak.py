@@ -32,10 +32,14 @@ class SoakResult:
     trace: ResourceTrace
     seconds: float
     service: dict[str, float]  # the server's own counters, from /metrics
+    requested: int = 0  # how many requests the run was meant to send
 
     def problems(self, memory_tolerance: float = MEMORY_TOLERANCE) -> list[str]:
         """Everything that makes the run a failure; an empty list is a pass."""
         s, found = self.samples.summary(), []
+        if s["requests"] < self.requested:
+            found.append(f"the time limit stopped the run after {s['requests']} of "
+                         f"{self.requested} requests")
         if s["5xx"] or s["transport"]:
             found.append(f"{s['5xx']} server errors and {s['transport']} transport errors")
         if s["bad_refused"] != s["bad_sent"]:
@@ -72,7 +76,7 @@ async def soak(server: Server, uploads: Sequence[Upload], requests: int = 10_000
                                 samples)
                 seconds = time.perf_counter() - start
             after = (await client.get("/metrics")).text
-    return SoakResult(samples, trace, seconds, service_report(after, before))
+    return SoakResult(samples, trace, seconds, service_report(after, before), requests)
 
 
 def run_soak(server: Server, uploads: Sequence[Upload], **options: float) -> SoakResult:
