@@ -89,8 +89,8 @@ notebooks-sync: $(STAMP)
 
 # The capstone's measurements: about three minutes on two cores.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/ledger.py
-	$(BIN)/python benchmarks/soak.py
+	$(BIN)/python benchmarks/bench_ledger.py
+	$(BIN)/python benchmarks/bench_soak.py
 
 weights: $(STAMP)
 	$(BIN)/python -m vampire_detector.train

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import serve, soak
-from benchmarks.ledger import as_markdown
-from benchmarks.soak import report
-from vampire_detector.service.loadtest import Samples
-from vampire_detector.service.resources import ResourceTrace
-from vampire_detector.service.soak import SoakResult
+from benchmarks import bench_serve as serve, bench_soak as soak
+from benchmarks.bench_ledger import as_markdown
+from benchmarks.bench_soak import report
+from vampire_detector.harness.loadtest import Samples
+from vampire_detector.harness.resources import ResourceTrace
+from vampire_detector.harness.soak import SoakResult
 
 
 def test_the_ledger_report_states_the_machine_the_table_and_the_peak():

@@ -12,7 +12,7 @@ import pytest
 
 from vampire_detector.portraits import make_portraits
 from vampire_detector.release import Release
-from vampire_detector.service.ledger import (
+from vampire_detector.harness.ledger import (
     BATCHED,
     ONE_PROCESS,
     WORKERS,
@@ -21,15 +21,15 @@ from vampire_detector.service.ledger import (
     ledger_servers,
     previous_step,
 )
-from vampire_detector.service.loadtest import Samples, Upload, mixed_workload, outcome
-from vampire_detector.service.resources import (
+from vampire_detector.harness.loadtest import Samples, Upload, mixed_workload, outcome
+from vampire_detector.harness.resources import (
     ResourceTrace,
     cpu_seconds,
     process_tree,
     rss_bytes,
 )
-from vampire_detector.service.scrape import service_report
-from vampire_detector.service.soak import SoakResult
+from vampire_detector.harness.scrape import service_report
+from vampire_detector.harness.soak import SoakResult
 
 
 def test_the_mixed_workload_has_the_share_of_bad_uploads_asked_for():

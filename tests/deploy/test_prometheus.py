@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from tests.programs import require
-from vampire_detector.prometheus import INSTALL_HINT
+from vampire_detector.harness.prometheus import INSTALL_HINT
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"

@@ -22,7 +22,7 @@ from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
-from vampire_detector.service.launch import HOST, free_port, wait_until_ready
+from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
 from vampire_detector.shipping.gateway import multipart
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def test_the_image_environment_has_no_torch(image_env):
     """PyTorch is not installed, and the ONNX Runtime path imports without it."""
     code = ("import importlib.util, sys; assert importlib.util.find_spec('torch') is None; "
             "import vampire_detector.ort_detector, vampire_detector.service.app, "
-            "vampire_detector.lambda_handler; assert 'torch' not in sys.modules")
+            "vampire_detector.service.lambda_handler; assert 'torch' not in sys.modules")
     result = subprocess.run([str(image_env["python"]), "-c", code], capture_output=True,
                             text=True, env=image_environ(image_env), timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

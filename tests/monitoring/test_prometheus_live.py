@@ -17,13 +17,13 @@ from tests.programs import require
 from vampire_detector.drift import WINDOW
 from vampire_detector.images import to_png
 from vampire_detector.portraits import SPLITS, make_portraits
-from vampire_detector.prometheus import (
+from vampire_detector.harness.prometheus import (
     INSTALL_HINT,
     eventually,
     find_prometheus,
     running_prometheus,
 )
-from vampire_detector.service.launch import running_server
+from vampire_detector.harness.launch import running_server
 
 BATCH = 25  # portraits per /predict/batch request
 APP = "vampire_detector.service.app:create_app"

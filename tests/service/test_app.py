@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from vampire_detector.detector import Detector, Predictor
 from vampire_detector.images import encode, to_png
 from vampire_detector.service.app import create_app
-from vampire_detector.service.hostile import png_claiming
+from vampire_detector.harness.hostile import png_claiming
 from vampire_detector.service.runtimes import LoadedModel
 from vampire_detector.service.settings import ServiceSettings
 

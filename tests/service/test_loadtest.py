@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
-from benchmarks.serve import parse
+from benchmarks.bench_serve import parse
 from vampire_detector.images import to_png
-from vampire_detector.service.launch import running_server
-from vampire_detector.service.loadtest import Samples, Upload, one_round
+from vampire_detector.harness.launch import running_server
+from vampire_detector.harness.loadtest import Samples, Upload, one_round
 
 
 def test_samples_summarise_throughput_and_percentiles():

@@ -10,7 +10,7 @@ import torch
 
 from vampire_detector.detector import Detector
 from vampire_detector.images import to_png
-from vampire_detector.service.launch import running_server
+from vampire_detector.harness.launch import running_server
 from vampire_detector.service.runtimes import load_predictor
 from vampire_detector.service.settings import ServiceSettings
 
@@ -56,7 +56,7 @@ def test_a_real_server_starts_serves_and_stops(portraits):
 def test_renfields_endpoint_answers_but_validates_nothing(portraits):
     from fastapi.testclient import TestClient
 
-    from vampire_detector.service.naive import app
+    from vampire_detector.harness.naive import app
 
     with TestClient(app, raise_server_exceptions=False) as client:
         files = {"image": ("p.png", to_png(portraits[0]), "image/png")}

@@ -8,7 +8,7 @@ from PIL import Image
 
 from vampire_detector.images import encode
 from vampire_detector.service.errors import ServiceError
-from vampire_detector.service.hostile import png_claiming
+from vampire_detector.harness.hostile import png_claiming
 from vampire_detector.service.uploads import UploadLimits, read_portrait
 
 LIMITS = UploadLimits(max_bytes=200_000, max_pixels=1_000_000)

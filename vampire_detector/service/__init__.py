@@ -1,15 +1,16 @@
-"""The detection service: the FastAPI app that the border checkpoint calls (Chapter 6).
+"""The detection service: exactly what the serving image runs (Chapter 6, shipped in 7-9).
 
     uvicorn --factory vampire_detector.service.app:create_app
 
 One concept per module: ``settings`` (configuration from the environment), ``runtimes`` (which
-model runs and how), ``uploads`` (turning untrusted bytes into a portrait), ``batcher`` (grouping
-concurrent requests into one model call), ``errors`` (the one error body), ``schemas`` (what the
-responses look like) and ``app`` (the factory, its lifespan and its routes). ``naive`` is
-Renfield's endpoint, kept as the benchmark's baseline.
+model runs and how), ``uploads`` (turning untrusted bytes into a portrait), ``body_limit`` (the
+request-size guard), ``batcher`` (grouping concurrent requests into one model call), ``errors``
+(the one error body), ``schemas`` (what the responses look like), ``metrics`` (what Prometheus
+scrapes, Chapter 10), ``app`` (the factory, its lifespan and its routes) and ``lambda_handler``
+(the same app behind AWS Lambda, Chapter 8).
 
-Around the service, for measuring it (Chapters 6 and 11): ``launch`` (a real server on
-loopback), ``hostile`` (bad uploads made on purpose), ``loadtest`` (servers under the same
-load, taking turns), ``ledger`` (the performance ledger's steps), ``resources`` (memory and CPU
-from ``/proc``), ``scrape`` (the service's own ``/metrics``) and ``soak`` (a long mixed run).
+The package imports only the torch-free core of the library (images, portraits, predictor, the
+ONNX Runtime detector, drift), so that an image with ONNX Runtime and no PyTorch can run it;
+``make lint`` enforces that rule (see ``.importlinter``). The tools that measure and drive the
+service live in :mod:`vampire_detector.harness`.
 """

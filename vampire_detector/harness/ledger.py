@@ -24,7 +24,7 @@ from vampire_detector.flops import PeakEstimate
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
 from vampire_detector.release import Release
-from vampire_detector.service.loadtest import Samples, Server, naive_server, onnx_server, ratio
+from vampire_detector.harness.loadtest import Samples, Server, naive_server, onnx_server, ratio
 
 NAIVE, FP32, INT8, BATCHED = "naive", "+ ONNX Runtime FP32", "+ INT8", "+ micro-batching"
 ONE_PROCESS, WORKERS = "+ threads: 1 process", "+ threads: workers"

@@ -1,10 +1,10 @@
 """The performance ledger: naive endpoint to final service, one improvement at a time, one run.
 
-    python benchmarks/ledger.py           # about three to four minutes on two cores
-    python benchmarks/ledger.py --quick   # the chapter's shorter run
+    python benchmarks/bench_ledger.py           # about three to four minutes on two cores
+    python benchmarks/bench_ledger.py --quick   # the chapter's shorter run
 
 Builds the release models (``vampire_detector.release``), measures every step of
-``vampire_detector.service.ledger`` under the same load, then the arithmetic the model achieves
+``vampire_detector.harness.ledger`` under the same load, then the arithmetic the model achieves
 against the processor's estimated peak. Prints both tables and writes them to
 ``_build/bench/ledger.md`` and ``ledger.json``.
 """
@@ -23,13 +23,13 @@ from vampire_detector.flops import count_flops, estimate_peak
 from vampire_detector.model import PRODUCTION_ARCH
 from vampire_detector.portraits import make_portraits
 from vampire_detector.release import build_release
-from vampire_detector.service.ledger import (
+from vampire_detector.harness.ledger import (
     arithmetic_rows,
     best_threads,
     ledger_rows,
     ledger_servers,
 )
-from vampire_detector.service.loadtest import Contest, measure_servers, mixed_workload
+from vampire_detector.harness.loadtest import Contest, measure_servers, mixed_workload
 from vampire_detector.weights import load_model
 
 OUT = Path("_build/bench")

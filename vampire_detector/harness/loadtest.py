@@ -8,8 +8,8 @@ background work on the machine lands on all of them alike.
 The load may be mixed: a share of bad uploads (``hostile.bad_uploads``), each of which must be
 refused with its 4xx. Every answer is sorted by status class (ok, 4xx, 5xx, transport error),
 so a service that "survives" by answering 500 is caught. Chapter 6's contest (Renfield's naive
-endpoint against the reference service, ``benchmarks/serve.py``) and Chapter 11's performance
-ledger (``benchmarks/ledger.py``) both run on this engine.
+endpoint against the reference service, ``benchmarks/bench_serve.py``) and Chapter 11's performance
+ledger (``benchmarks/bench_ledger.py``) both run on this engine.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from vampire_detector.images import to_png
 from vampire_detector.model import PRODUCTION_ARCH
 from vampire_detector.onnx_export import export_onnx
 from vampire_detector.portraits import make_portraits
-from vampire_detector.service.hostile import bad_uploads
-from vampire_detector.service.launch import running_server
+from vampire_detector.harness.hostile import bad_uploads
+from vampire_detector.harness.launch import running_server
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.train import ensure_weights
 from vampire_detector.weights import load_model
@@ -242,7 +242,7 @@ class Server:
 
 def naive_server(name: str = "naive: eager, one image per call, on the event loop") -> Server:
     """Renfield's endpoint on the production backbone; it has no /ready, only its docs."""
-    return Server(name, {"VAMPIRE_ARCH": PRODUCTION_ARCH}, app="vampire_detector.service.naive:app",
+    return Server(name, {"VAMPIRE_ARCH": PRODUCTION_ARCH}, app="vampire_detector.harness.naive:app",
                   factory=False, ready_path="/docs")
 
 

@@ -1,11 +1,11 @@
 """Renfield's naive endpoint against the reference service, under the same load, in one run.
 
-    python benchmarks/serve.py                        # about a minute or two on two cores
-    python benchmarks/serve.py --quick                # the chapter's shorter run
-    python benchmarks/serve.py --model-path int8.onnx # serve any ONNX file, e.g. Chapter 5's
+    python benchmarks/bench_serve.py                        # about a minute or two on two cores
+    python benchmarks/bench_serve.py --quick                # the chapter's shorter run
+    python benchmarks/bench_serve.py --model-path int8.onnx # serve any ONNX file, e.g. Chapter 5's
 
 Both servers serve the production backbone, in their own processes on loopback ports; the load
-generator is an async httpx client (``vampire_detector.service.loadtest``). Prints a Markdown
+generator is an async httpx client (``vampire_detector.harness.loadtest``). Prints a Markdown
 table of throughput and latency percentiles, and with ``--json`` writes the numbers too.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from vampire_detector.bench import machine_summary, markdown_table
-from vampire_detector.service.loadtest import Contest, run_contest
+from vampire_detector.harness.loadtest import Contest, run_contest
 
 QUICK = {"requests": 120, "rounds": 2, "time_limit_s": 10.0}
 

@@ -19,7 +19,7 @@ from typing import TypeVar
 import httpx2 as httpx
 import yaml
 
-from vampire_detector.service.launch import HOST, free_port, running_process
+from vampire_detector.harness.launch import HOST, free_port, running_process
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "alerts.yml"
 INSTALL_HINT = "install the Prometheus server: apt-get install prometheus"

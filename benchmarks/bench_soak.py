@@ -1,7 +1,7 @@
 """The carnival-night soak: 10,000 mixed requests at concurrency 32 against the final service.
 
-    python benchmarks/soak.py                 # about a minute on two cores
-    python benchmarks/soak.py --requests 2000 # shorter
+    python benchmarks/bench_soak.py                 # about a minute on two cores
+    python benchmarks/bench_soak.py --requests 2000 # shorter
 
 One request in ten is a bad upload (a text file, a truncated PNG, an oversized body, a
 decompression bomb). Passes when every request was sent within the time limit, none got a 5xx
@@ -19,9 +19,9 @@ from pathlib import Path
 from vampire_detector.bench import machine_summary
 from vampire_detector.portraits import make_portraits
 from vampire_detector.release import build_release
-from vampire_detector.service.ledger import final_server
-from vampire_detector.service.loadtest import check_load, mixed_workload
-from vampire_detector.service.soak import SoakResult, run_soak
+from vampire_detector.harness.ledger import final_server
+from vampire_detector.harness.loadtest import check_load, mixed_workload
+from vampire_detector.harness.soak import SoakResult, run_soak
 
 OUT = Path("_build/bench")
 

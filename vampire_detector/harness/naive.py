@@ -1,6 +1,6 @@
 """Renfield's endpoint: the detection service as most tutorials write it, kept as a baseline.
 
-    uvicorn vampire_detector.service.naive:app
+    uvicorn vampire_detector.harness.naive:app
 
 It works, and every line looks reasonable. It is also slow under load, for reasons that the
 chapter measures: the model runs eagerly, one image per call, *inside* an ``async`` endpoint, so

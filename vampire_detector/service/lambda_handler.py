@@ -1,6 +1,6 @@
 """The service on AWS Lambda: the Chapter 6 app, unchanged, behind the Mangum adapter.
 
-    handler = vampire_detector.lambda_handler.handler   # the function Lambda calls
+    handler = vampire_detector.service.lambda_handler.handler   # the function Lambda calls
 
 Lambda calls ``handler(event, context)`` once per request, with the HTTP request wrapped in an
 API Gateway event (REST API "v1" or HTTP API "v2"). Mangum turns the event into an ASGI request
@@ -50,7 +50,7 @@ def make_handler(app: FastAPI) -> Mangum:
 def __getattr__(name: str) -> Any:
     """``handler`` is built on first access, so that importing this module stays cheap.
 
-    Lambda resolves ``vampire_detector.lambda_handler.handler`` during its init phase, so the
+    Lambda resolves ``vampire_detector.service.lambda_handler.handler`` during its init phase, so the
     model still loads at cold start, before the first event, as it should.
     """
     if name == "handler":
