@@ -98,9 +98,9 @@ weights: $(STAMP)
 screenshots: book
 	$(BIN)/python tools/screenshots.py
 
-# The Chapter 6 service on the committed VampireNet; VAMPIRE_* variables change its settings.
+# The Chapter 6 service on the committed VampireNet, exported to ONNX at start; VAMPIRE_* variables change its settings.
 serve: $(STAMP)
-	$(BIN)/uvicorn --factory vampire_detector.service.app:create_app --host 127.0.0.1 --port 8000
+	$(BIN)/uvicorn --factory vampire_detector.torch_serving:create_app --host 127.0.0.1 --port 8000
 
 # requirements.txt names what the course uses; constraints.txt pins everything those pull in, so
 # that a fresh clone installs the environment CI tested, not whatever PyPI released since.

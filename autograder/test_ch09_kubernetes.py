@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from vampire_detector.service.app import get_paths
 from vampire_detector.shipping.manifests import (
     Manifest,
-    app_get_routes,
     container_port,
     cpu_cores,
     cpu_target,
@@ -62,7 +62,7 @@ def test_service_selects_the_pods(night_watch, deployment):
 def test_probes_ask_the_right_endpoints_on_the_served_port(night_watch, deployment):
     """9.1 Liveness asks /health, readiness /ready, a startup probe exists, all on one port"""
     container = the_container(deployment)
-    routes = app_get_routes()
+    routes = get_paths()
     target = find(night_watch, "Service", "night-watch")["spec"]["ports"][0]["targetPort"]
     served = container_port(container, target)
     assert served is not None, "the Service's targetPort is not a port of the container"

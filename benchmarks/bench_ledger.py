@@ -20,9 +20,6 @@ from pathlib import Path
 
 from vampire_detector.bench import machine_summary, markdown_table
 from vampire_detector.flops import count_flops, estimate_peak
-from vampire_detector.model import PRODUCTION_ARCH
-from vampire_detector.portraits import make_portraits
-from vampire_detector.release import build_release
 from vampire_detector.harness.ledger import (
     arithmetic_rows,
     best_threads,
@@ -30,6 +27,9 @@ from vampire_detector.harness.ledger import (
     ledger_servers,
 )
 from vampire_detector.harness.loadtest import Contest, measure_servers, mixed_workload
+from vampire_detector.model import PRODUCTION_ARCH
+from vampire_detector.portraits import make_portraits
+from vampire_detector.release import build_release
 from vampire_detector.weights import load_model
 
 OUT = Path("_build/bench")

@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 from vampire_detector.bench import machine_summary
-from vampire_detector.portraits import make_portraits
-from vampire_detector.release import build_release
 from vampire_detector.harness.ledger import final_server
 from vampire_detector.harness.loadtest import check_load, mixed_workload
 from vampire_detector.harness.soak import SoakResult, run_soak
+from vampire_detector.portraits import make_portraits
+from vampire_detector.release import build_release
 
 OUT = Path("_build/bench")
 

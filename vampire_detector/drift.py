@@ -21,14 +21,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from vampire_detector.portraits import SPLITS, make_portraits
+from vampire_detector.portraits import IMAGE_SIZE, SPLITS, make_portraits
 from vampire_detector.predictor import Predictor
 
 BINS = 10
 THRESHOLD = 0.25  # PSI above this: the population has moved
 FLOOR = 1e-4  # an empty bin would make ln(live / reference) infinite
 WINDOW = 200  # live portraits per score: enough that a clean crowd scores well under 0.1
-CHEEK = (slice(36, 40), slice(22, 32))  # rows and columns of a 64x64 portrait's cheeks
+CHEEK = (slice(36, 40), slice(22, 32))  # the cheeks, in a portrait of side IMAGE_SIZE
 Statistic = Callable[[np.ndarray], np.ndarray]
 
 
@@ -39,7 +39,10 @@ def cheek_saturation(images: np.ndarray) -> np.ndarray:
     The patch is scaled to the image side, so it works at any size.
     """
     side = images.shape[1]
-    rows, cols = (slice(s.start * side // 64, max(s.stop * side // 64, s.start * side // 64 + 1))
+    def scaled(at: int) -> int:
+        return at * side // IMAGE_SIZE
+
+    rows, cols = (slice(scaled(s.start), max(scaled(s.stop), scaled(s.start) + 1))
                   for s in CHEEK)
     patch = images[:, rows, cols].astype(np.float32) / 255.0
     return (patch.max(axis=-1) - patch.min(axis=-1)).mean(axis=(1, 2))
@@ -76,12 +79,13 @@ def is_drifting(score: float, threshold: float = THRESHOLD) -> bool:
 
 
 @lru_cache(maxsize=4)
-def clean_reference(n: int = 1000, size: int = 64, seed: int = SPLITS["train"]) -> Reference:
+def clean_reference(n: int = 1000, size: int = IMAGE_SIZE,
+                    seed: int = SPLITS["train"]) -> Reference:
     """The reference for ``cheek_saturation``: clean training portraits (cached: about 1 s)."""
     return Reference.from_values(cheek_saturation(make_portraits(n, seed=seed, size=size)[0]))
 
 
-def confidence_reference(predictor: Predictor, n: int = 500, size: int = 64,
+def confidence_reference(predictor: Predictor, n: int = 500, size: int = IMAGE_SIZE,
                          seed: int = SPLITS["train"]) -> Reference:
     """The reference for the model's P(vampire) on clean training portraits."""
     images = make_portraits(n, seed=seed, size=size)[0]

@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from vampire_detector.portraits import IMAGE_SIZE
+
 VECTOR_UNITS = 2  # FMA units per core: true of most recent server cores, not told by cpuinfo
 
 
-def count_flops(model: nn.Module, image_size: int = 64) -> int:
+def count_flops(model: nn.Module, image_size: int = IMAGE_SIZE) -> int:
     """Floating-point operations of one image's forward pass (a multiply-add counts as two)."""
     model = model.eval()
     example = torch.zeros(1, 3, image_size, image_size,

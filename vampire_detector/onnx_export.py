@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from vampire_detector.paths import require_file
 from vampire_detector.portraits import IMAGE_SIZE
 from vampire_detector.weights import load_model
 
@@ -75,10 +76,7 @@ def _shape(value: onnx.ValueInfoProto) -> list[int | str]:
 
 def describe(path: str | Path) -> GraphSummary:
     """Summarise the ONNX model at ``path`` (raises FileNotFoundError when it is missing)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no ONNX model at {path}; export one with export_onnx()")
-    model = onnx.load(str(path))
+    model = onnx.load(str(require_file(path)))
     opset = next(entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx"))
     operators = Counter(node.op_type for node in model.graph.node)
     parameters = sum(int(torch.Size(tensor.dims).numel()) for tensor in model.graph.initializer)

@@ -15,6 +15,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vampire_detector.images import normalize
+from vampire_detector.paths import require_file
 from vampire_detector.portraits import LABELS
 from vampire_detector.predictor import Predictor
 
@@ -61,11 +62,7 @@ def session_options(threads: int | None = None, optimization: str = "all") -> or
 def load_session(path: str | Path, threads: int | None = None, optimization: str = "all",
                  providers: Sequence[str] | None = None) -> ort.InferenceSession:
     """An inference session for the ONNX file at ``path``, with a clear error when it is missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no ONNX model at {path}; export one with "
-            f"vampire_detector.onnx_export.export_onnx(model, {str(path)!r})")
+    path = require_file(path)
     return ort.InferenceSession(str(path), session_options(threads, optimization),
                                 providers=pick_providers(providers))
 

@@ -32,8 +32,9 @@ from onnxruntime.quantization import (
 
 from vampire_detector.dataset import PortraitDataset
 from vampire_detector.onnx_export import INPUT_NAME
+from vampire_detector.paths import require_file
 
-FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
+QUANT_FORMATS = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
 TYPES = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
 # Operators that only exist in quantized graphs: QDQ pairs or integer kernels.
 QUANTIZED_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
@@ -85,8 +86,8 @@ class StaticSettings:
     strip_metadata: bool = True  # drop the exporter's per-node debugging notes
 
     def __post_init__(self) -> None:
-        if self.quant_format not in FORMATS:
-            raise ValueError(f"quant_format must be one of {sorted(FORMATS)}, "
+        if self.quant_format not in QUANT_FORMATS:
+            raise ValueError(f"quant_format must be one of {sorted(QUANT_FORMATS)}, "
                              f"got {self.quant_format!r}")
         for name in (self.activations, self.weights):
             if name not in TYPES:
@@ -109,14 +110,14 @@ def quantize_onnx_static(fp32_path: str | Path, out_path: str | Path,
     to a temporary folder and is removed. The INT8 file is written without the exporter's
     debugging notes (``strip_debug_metadata``).
     """
-    fp32_path, out_path = _existing(fp32_path), Path(out_path)
+    fp32_path, out_path = require_file(fp32_path), Path(out_path)
     if calibration is None:  # not ``or``: a reader's truth value would ask for its length
         calibration = PortraitCalibrationReader()
     with tempfile.TemporaryDirectory(prefix="quantize-") as scratch:
         source = preprocess(fp32_path, Path(scratch) / "pre.onnx") if settings.preprocess \
             else fp32_path
         quantize_static(str(source), str(out_path), calibration,
-                        quant_format=FORMATS[settings.quant_format],
+                        quant_format=QUANT_FORMATS[settings.quant_format],
                         per_channel=settings.per_channel, reduce_range=settings.reduce_range,
                         activation_type=TYPES[settings.activations],
                         weight_type=TYPES[settings.weights])
@@ -129,7 +130,7 @@ def quantize_onnx_dynamic(fp32_path: str | Path, out_path: str | Path) -> Path:
     The file is pre-processed first: the quantizer's shape inference rejects the exporter's
     recorded shapes as they are.
     """
-    fp32_path, out_path = _existing(fp32_path), Path(out_path)
+    fp32_path, out_path = require_file(fp32_path), Path(out_path)
     with tempfile.TemporaryDirectory(prefix="quantize-") as scratch:
         source = preprocess(fp32_path, Path(scratch) / "pre.onnx")
         quantize_dynamic(str(source), str(out_path), weight_type=QuantType.QInt8)
@@ -147,13 +148,6 @@ def strip_debug_metadata(path: str | Path) -> Path:
         del node.metadata_props[:]
     onnx.save(model, str(path))
     return Path(path)
-
-
-def _existing(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no ONNX model at {path}; export one with export_onnx()")
-    return path
 
 
 @dataclass(frozen=True)

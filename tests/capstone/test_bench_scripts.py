@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import bench_serve as serve, bench_soak as soak
+from benchmarks import bench_serve as serve
+from benchmarks import bench_soak as soak
 from benchmarks.bench_ledger import as_markdown
 from benchmarks.bench_soak import report
 from vampire_detector.harness.loadtest import Samples

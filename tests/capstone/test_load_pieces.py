@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from vampire_detector.portraits import make_portraits
-from vampire_detector.release import Release
 from vampire_detector.harness.ledger import (
     BATCHED,
     ONE_PROCESS,
@@ -30,6 +28,8 @@ from vampire_detector.harness.resources import (
 )
 from vampire_detector.harness.scrape import service_report
 from vampire_detector.harness.soak import SoakResult
+from vampire_detector.portraits import make_portraits
+from vampire_detector.release import Release
 
 
 def test_the_mixed_workload_has_the_share_of_bad_uploads_asked_for():

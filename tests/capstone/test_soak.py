@@ -8,11 +8,11 @@ half). About 30 to 60 seconds on two cores, model export and quantization includ
 
 from __future__ import annotations
 
-from vampire_detector.portraits import make_portraits
-from vampire_detector.release import build_release
 from vampire_detector.harness.ledger import final_server
 from vampire_detector.harness.loadtest import mixed_workload
 from vampire_detector.harness.soak import run_soak
+from vampire_detector.portraits import make_portraits
+from vampire_detector.release import build_release
 
 REQUESTS, BAD_SHARE = 10_000, 0.1
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from vampire_detector.service.app import get_paths
 from vampire_detector.shipping.dockerfile import exec_form, final_stage, instructions, option
 from vampire_detector.shipping.manifests import (
     Manifest,
-    app_get_routes,
     container_port,
     cpu_cores,
     documents,
@@ -91,7 +91,7 @@ def test_kustomizations_list_existing_files(folder):
 def test_probes_ask_real_endpoints_on_the_served_port(base):
     """Liveness asks /health, readiness and startup /ready, on the port uvicorn listens on."""
     container = the_container(find(base, "Deployment"))
-    routes = app_get_routes()
+    routes = get_paths()
     command = exec_form([i.args for i in final_stage(instructions(
         ROOT / "deploy/docker/Dockerfile")) if i.keyword == "CMD"][-1])
     served = int(option(command, "--port"))

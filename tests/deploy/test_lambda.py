@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from vampire_detector import lambda_handler
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.predictor import Prediction
+from vampire_detector.service import lambda_handler
 from vampire_detector.service.app import create_app
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.shipping.gateway import close_loop

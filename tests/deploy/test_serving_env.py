@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
 from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
-from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
 from vampire_detector.shipping.gateway import multipart
 
 ROOT = Path(__file__).resolve().parents[2]

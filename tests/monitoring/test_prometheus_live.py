@@ -15,18 +15,18 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.programs import require
 from vampire_detector.drift import WINDOW
-from vampire_detector.images import to_png
-from vampire_detector.portraits import SPLITS, make_portraits
+from vampire_detector.harness.launch import running_server
 from vampire_detector.harness.prometheus import (
     INSTALL_HINT,
     eventually,
     find_prometheus,
     running_prometheus,
 )
-from vampire_detector.harness.launch import running_server
+from vampire_detector.images import to_png
+from vampire_detector.portraits import SPLITS, make_portraits
 
 BATCH = 25  # portraits per /predict/batch request
-APP = "vampire_detector.service.app:create_app"
+APP = "vampire_detector.torch_serving:create_app"
 ENV = {"VAMPIRE_MAX_BATCH_FILES": str(BATCH), "VAMPIRE_WARMUP_BATCHES": "1"}
 pytestmark = pytest.mark.timeout(300)
 

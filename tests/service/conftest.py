@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from vampire_detector.portraits import make_portraits
-from vampire_detector.service.app import create_app
 from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.torch_serving import create_app
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,11 @@ import torch
 from fastapi.testclient import TestClient
 
 from vampire_detector.detector import Detector, Predictor
-from vampire_detector.images import encode, to_png
-from vampire_detector.service.app import create_app
 from vampire_detector.harness.hostile import png_claiming
+from vampire_detector.images import encode, to_png
 from vampire_detector.service.runtimes import LoadedModel
 from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.torch_serving import create_app
 
 
 def post(client: TestClient, data: bytes, content_type: str = "image/png"):

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from benchmarks.bench_serve import parse
-from vampire_detector.images import to_png
 from vampire_detector.harness.launch import running_server
 from vampire_detector.harness.loadtest import Samples, Upload, one_round
+from vampire_detector.images import to_png
 
 
 def test_samples_summarise_throughput_and_percentiles():
@@ -32,7 +32,7 @@ def test_the_command_line_refuses_a_missing_model(tmp_path):
 def test_a_round_against_a_real_server_counts_every_request(portraits):
     uploads = [Upload.of(to_png(p)) for p in portraits[:4]]
     env = {"VAMPIRE_RUNTIME": "eager", "VAMPIRE_WARMUP_BATCHES": "0"}
-    with running_server("vampire_detector.service.app:create_app", factory=True,
+    with running_server("vampire_detector.torch_serving:create_app", factory=True,
                         env=env) as url:
         samples = Samples()
         asyncio.run(one_round(url, uploads, 20, 4, 30.0, samples))

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vampire_detector.images import encode
-from vampire_detector.service.errors import ServiceError
 from vampire_detector.harness.hostile import png_claiming
+from vampire_detector.images import encode
+from vampire_detector.portraits import IMAGE_SIZE
+from vampire_detector.service.errors import ServiceError
 from vampire_detector.service.uploads import UploadLimits, read_portrait
 
-LIMITS = UploadLimits(max_bytes=200_000, max_pixels=1_000_000)
+LIMITS = UploadLimits(max_bytes=200_000, max_pixels=1_000_000, image_size=IMAGE_SIZE)
 
 
 def status_of(data: bytes, content_type: str | None, limits: UploadLimits = LIMITS) -> int:

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 
 from vampire_detector.bench import Timing, time_calls
 from vampire_detector.flops import PeakEstimate
+from vampire_detector.harness.loadtest import Samples, Server, naive_server, onnx_server, ratio
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
 from vampire_detector.release import Release
-from vampire_detector.harness.loadtest import Samples, Server, naive_server, onnx_server, ratio
 
 NAIVE, FP32, INT8, BATCHED = "naive", "+ ONNX Runtime FP32", "+ INT8", "+ micro-batching"
 ONE_PROCESS, WORKERS = "+ threads: 1 process", "+ threads: workers"
@@ -52,7 +52,7 @@ def final_server(release: Release, cores: int | None = None) -> Server:
     return ledger_servers(release, cores)[-1]
 
 
-def describe(server: Server) -> str:
+def settings_label(server: Server) -> str:
     """The settings of a step, short enough for a table cell."""
     env = server.env
     if "VAMPIRE_RUNTIME" not in env:
@@ -85,7 +85,7 @@ def ledger_rows(servers: list[Server], results: Mapping[str, Samples]) -> list[d
         samples, before = results[server.name], previous_step(server.name, names)
         s = samples.summary()
         rows.append({"step": server.name + (" (chosen)" if server.name == final else ""),
-                     "settings": describe(server), "req/s": f"{s['throughput']:.0f}",
+                     "settings": settings_label(server), "req/s": f"{s['throughput']:.0f}",
                      "p50 ms": f"{s['p50_ms']:.0f}", "p95 ms": f"{s['p95_ms']:.0f}",
                      "p99 ms": f"{s['p99_ms']:.0f}", "failed": f"{s['errors']}",
                      "vs naive": ratio(samples, naive),

@@ -27,12 +27,12 @@ from pathlib import Path
 import httpx2 as httpx
 import numpy as np
 
+from vampire_detector.harness.hostile import bad_uploads
+from vampire_detector.harness.launch import running_server
 from vampire_detector.images import to_png
 from vampire_detector.model import PRODUCTION_ARCH
 from vampire_detector.onnx_export import export_onnx
 from vampire_detector.portraits import make_portraits
-from vampire_detector.harness.hostile import bad_uploads
-from vampire_detector.harness.launch import running_server
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.train import ensure_weights
 from vampire_detector.weights import load_model
@@ -242,8 +242,8 @@ class Server:
 
 def naive_server(name: str = "naive: eager, one image per call, on the event loop") -> Server:
     """Renfield's endpoint on the production backbone; it has no /ready, only its docs."""
-    return Server(name, {"VAMPIRE_ARCH": PRODUCTION_ARCH}, app="vampire_detector.harness.naive:app",
-                  factory=False, ready_path="/docs")
+    return Server(name, {"VAMPIRE_ARCH": PRODUCTION_ARCH},
+                  app="vampire_detector.harness.naive:create_app", ready_path="/docs")
 
 
 def onnx_server(name: str, model: Path, *, threads: int = 1, max_batch_size: int = 16,

@@ -1,6 +1,6 @@
 """Renfield's endpoint: the detection service as most tutorials write it, kept as a baseline.
 
-    uvicorn vampire_detector.harness.naive:app
+    uvicorn --factory vampire_detector.harness.naive:create_app
 
 It works, and every line looks reasonable. It is also slow under load, for reasons that the
 chapter measures: the model runs eagerly, one image per call, *inside* an ``async`` endpoint, so
@@ -23,16 +23,19 @@ from vampire_detector.images import to_tensor
 from vampire_detector.portraits import LABELS
 from vampire_detector.weights import load_model
 
-# Which trained model to serve: VAMPIRE_ARCH (weights from vampire_detector.weights).
-model = load_model(os.environ.get("VAMPIRE_ARCH", "vampirenet"), device=torch.device("cpu"))
-app = FastAPI(title="Renfield's vampire detector")
 
+def create_app() -> FastAPI:
+    # Which trained model to serve: VAMPIRE_ARCH (weights from vampire_detector.weights).
+    model = load_model(os.environ.get("VAMPIRE_ARCH", "vampirenet"), device=torch.device("cpu"))
+    app = FastAPI(title="Renfield's vampire detector")
 
-@app.post("/predict")
-async def predict(image: UploadFile) -> dict[str, object]:
-    pixels = Image.open(io.BytesIO(await image.read())).convert("RGB")
-    batch = to_tensor(np.asarray(pixels)).unsqueeze(0)
-    with torch.no_grad():
-        probabilities = torch.softmax(model(batch), dim=1)[0]
-    best = int(probabilities.argmax())
-    return {"label": LABELS[best], "probability": float(probabilities[best])}
+    @app.post("/predict")
+    async def predict(image: UploadFile) -> dict[str, object]:
+        pixels = Image.open(io.BytesIO(await image.read())).convert("RGB")
+        batch = to_tensor(np.asarray(pixels)).unsqueeze(0)
+        with torch.no_grad():
+            probabilities = torch.softmax(model(batch), dim=1)[0]
+        best = int(probabilities.argmax())
+        return {"label": LABELS[best], "probability": float(probabilities[best])}
+
+    return app

@@ -20,8 +20,8 @@ import httpx2 as httpx
 import yaml
 
 from vampire_detector.harness.launch import HOST, free_port, running_process
+from vampire_detector.paths import deploy_dir
 
-RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "alerts.yml"
 INSTALL_HINT = "install the Prometheus server: apt-get install prometheus"
 T = TypeVar("T")
 
@@ -30,9 +30,18 @@ def find_prometheus() -> str | None:
     return shutil.which("prometheus")
 
 
-def write_config(folder: Path, target: str, rules: Path = RULES, interval: str = "1s") -> Path:
-    """A configuration scraping ``target`` (``host:port``) with ``rules``, alerts held 1 s."""
-    groups = yaml.safe_load(rules.read_text())
+def shipped_rules() -> Path:
+    """The alert rules the course ships (``deploy/prometheus/alerts.yml`` of the clone)."""
+    return deploy_dir() / "prometheus" / "alerts.yml"
+
+
+def write_config(folder: Path, target: str, rules: Path | None = None,
+                 interval: str = "1s") -> Path:
+    """A configuration scraping ``target`` (``host:port``) with ``rules``, alerts held 1 s.
+
+    ``rules`` defaults to the shipped alert rules.
+    """
+    groups = yaml.safe_load((rules or shipped_rules()).read_text())
     for group in groups["groups"]:
         for rule in group["rules"]:
             if "alert" in rule:
@@ -48,7 +57,7 @@ def write_config(folder: Path, target: str, rules: Path = RULES, interval: str =
 
 
 @contextlib.contextmanager
-def running_prometheus(folder: Path, service_url: str, rules: Path = RULES,
+def running_prometheus(folder: Path, service_url: str, rules: Path | None = None,
                        timeout_s: float = 60.0) -> Iterator[Prometheus]:
     """Run Prometheus scraping ``service_url`` with its data in ``folder``; always stop it."""
     binary = find_prometheus()

@@ -19,9 +19,9 @@ import httpx2 as httpx
 
 from vampire_detector.harness.launch import running_server_process
 from vampire_detector.harness.loadtest import Samples, Server, Upload, one_round, settle
-from vampire_detector.service.metrics import MULTIPROC_ENV
 from vampire_detector.harness.resources import ResourceSampler, ResourceTrace
 from vampire_detector.harness.scrape import service_report
+from vampire_detector.service.metrics import MULTIPROC_ENV
 
 MEMORY_TOLERANCE = 0.05  # RSS may rise at most 5% over the second half of a run
 

@@ -30,9 +30,9 @@ from vampire_detector.service.errors import ServiceError, install_error_handlers
 from vampire_detector.service.metrics import (
     DriftWatch,
     Queued,
+    ServiceMetrics,
     add_metrics,
     instrument_batches,
-    record_model,
 )
 from vampire_detector.service.runtimes import LoadedModel, load_predictor
 from vampire_detector.service.schemas import (
@@ -58,6 +58,7 @@ class Service:
 
     settings: ServiceSettings
     limits: UploadLimits
+    metrics: ServiceMetrics
     model: LoadedModel | None = None
     batcher: MicroBatcher[Queued, Prediction] | None = None
     failure: str | None = None  # why loading failed, if it did
@@ -86,13 +87,13 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
         log.exception("could not load the model")
         service.failure = f"{type(error).__name__}: {error}"
         return
-    watch = DriftWatch()
-    batcher = MicroBatcher(instrument_batches(model.predictor.predict, watch),
+    watch = DriftWatch(service.metrics)
+    batcher = MicroBatcher(instrument_batches(model.predictor.predict, service.metrics, watch),
                            max_batch_size=settings.max_batch_size,
                            max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue)
     await batcher.start()
     service.model, service.batcher = model, batcher
-    record_model(model.version, settings.runtime)
+    service.metrics.record_model(model.version, settings.runtime)
     service.warmed.set()
     log.info("ready: %s", model.version)
     try:
@@ -104,9 +105,8 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
 def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        limits = UploadLimits(settings.max_upload_bytes, settings.max_pixels,
-                              image_size=settings.image_size)
-        service = app.state.service = Service(settings, limits)
+        service = app.state.service = Service(settings, UploadLimits.from_settings(settings),
+                                              app.state.metrics)
         loading = asyncio.create_task(load_and_warm(service, loader))
         if not background:
             await loading
@@ -234,3 +234,12 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     add_prediction_routes(app)
     add_metrics(app)  # last: the outermost middleware also counts what BodyLimit refuses
     return app
+
+
+def get_paths(app: FastAPI | None = None) -> set[str]:
+    """The GET paths the service answers (built, not started: no model is loaded).
+
+    Deployment files point probes at these; their checks ask here rather than repeat the list.
+    """
+    app = app or create_app()
+    return {route.path for route in app.routes if "GET" in getattr(route, "methods", ())}

@@ -50,8 +50,8 @@ def make_handler(app: FastAPI) -> Mangum:
 def __getattr__(name: str) -> Any:
     """``handler`` is built on first access, so that importing this module stays cheap.
 
-    Lambda resolves ``vampire_detector.service.lambda_handler.handler`` during its init phase, so the
-    model still loads at cold start, before the first event, as it should.
+    Lambda resolves ``vampire_detector.service.lambda_handler.handler`` during its init phase,
+    so the model still loads at cold start, before the first event, as it should.
     """
     if name == "handler":
         globals()["handler"] = built = make_handler(create_app(load_in_background=False))

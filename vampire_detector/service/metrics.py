@@ -1,9 +1,13 @@
-"""The service's Prometheus metrics: what the night watch reads while Dracula sleeps.
+"""The service's Prometheus metrics: what the night watch reads while Dracula sleeps (Chapter 10).
 
 Plain ``prometheus_client`` rather than an instrumentation package: the metrics that matter
 here (batch size, queue wait, predictions by label, confidence, drift) are the detector's own,
 so they must be written by hand anyway, and one small ASGI middleware covers requests with
 route *templates* as labels (never raw paths, whose variety would swell the series count).
+
+Nothing is registered at import time. ``create_app`` makes one ``ServiceMetrics``, on a
+registry of its own, and keeps it on ``app.state.metrics``: two apps in one process (a test
+suite, a notebook) never share a counter, and a test can assert exact counts.
 
 Several worker processes each keep their own counters. When ``PROMETHEUS_MULTIPROC_DIR`` names
 an empty folder before the service starts, every worker writes its values to files there and
@@ -19,10 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -43,29 +46,65 @@ from vampire_detector.predictor import Prediction, Predictor
 log = logging.getLogger("vampire_detector.service.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+HTTP_LABELS = ("route", "method", "status")
 
-REQUESTS = Counter("vampire_http_requests", "HTTP requests answered",
-                   ["route", "method", "status"])
-REQUEST_SECONDS = Histogram("vampire_http_request_duration_seconds",
-                            "Time from request to the end of the response",
-                            ["route", "method", "status"], buckets=FAST)
-INFERENCE_SECONDS = Histogram("vampire_model_inference_seconds",
-                              "Time of one model call (one batch)", buckets=FAST)
-BATCH_SIZE = Histogram("vampire_batch_size", "Portraits per model call",
-                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
-QUEUE_SECONDS = Histogram("vampire_queue_wait_seconds",
-                          "Time a portrait waited in the batcher's queue", buckets=FAST)
-PREDICTIONS = Counter("vampire_predictions", "Verdicts given", ["label"])
-CONFIDENCE = Histogram("vampire_prediction_confidence", "Probability of the verdict given",
-                       ["label"], buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0))
-MODEL_INFO = Gauge("vampire_model_info", "The model this worker serves (value 1)",
-                   ["version", "runtime"], multiprocess_mode="livemax")
-DRIFT = Gauge("vampire_drift_psi", "PSI of the last live window against clean training "
-              "portraits", ["signal"], multiprocess_mode="livemax")
-GPU_ALLOCATED = Gauge("vampire_gpu_memory_allocated_bytes", "CUDA memory held by tensors",
-                      ["device"], multiprocess_mode="livesum")
-GPU_RESERVED = Gauge("vampire_gpu_memory_reserved_bytes", "CUDA memory held by the caching "
-                     "allocator", ["device"], multiprocess_mode="livesum")
+
+class ServiceMetrics:
+    """Every metric of one service instance, registered on its own ``CollectorRegistry``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        on = {"registry": self.registry}
+        self.requests = Counter("vampire_http_requests", "HTTP requests answered",
+                                HTTP_LABELS, **on)
+        self.request_seconds = Histogram(
+            "vampire_http_request_duration_seconds",
+            "Time from request to the end of the response", HTTP_LABELS, buckets=FAST, **on)
+        self.inference_seconds = Histogram("vampire_model_inference_seconds",
+                                           "Time of one model call (one batch)", buckets=FAST,
+                                           **on)
+        self.batch_size = Histogram("vampire_batch_size", "Portraits per model call",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), **on)
+        self.queue_seconds = Histogram("vampire_queue_wait_seconds",
+                                       "Time a portrait waited in the batcher's queue",
+                                       buckets=FAST, **on)
+        self.predictions = Counter("vampire_predictions", "Verdicts given", ["label"], **on)
+        self.confidence = Histogram(
+            "vampire_prediction_confidence", "Probability of the verdict given", ["label"],
+            buckets=(0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0), **on)
+        self.model_info = Gauge("vampire_model_info", "The model this worker serves (value 1)",
+                                ["version", "runtime"], multiprocess_mode="livemax", **on)
+        self.drift = Gauge("vampire_drift_psi", "PSI of the last live window against clean "
+                           "training portraits", ["signal"], multiprocess_mode="livemax", **on)
+        self.gpu_allocated = Gauge("vampire_gpu_memory_allocated_bytes",
+                                   "CUDA memory held by tensors", ["device"],
+                                   multiprocess_mode="livesum", **on)
+        self.gpu_reserved = Gauge("vampire_gpu_memory_reserved_bytes",
+                                  "CUDA memory held by the caching allocator", ["device"],
+                                  multiprocess_mode="livesum", **on)
+
+    def record_model(self, version: str, runtime: str) -> None:
+        self.model_info.labels(version, runtime).set(1)
+
+    def update_gpu_memory(self) -> None:
+        """CUDA memory per device, only if this process already uses torch with CUDA."""
+        torch = sys.modules.get("torch")  # an ONNX-only worker never imports torch for this
+        if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+            return
+        for index in range(torch.cuda.device_count()):
+            self.gpu_allocated.labels(str(index)).set(torch.cuda.memory_allocated(index))
+            self.gpu_reserved.labels(str(index)).set(torch.cuda.memory_reserved(index))
+
+    def exposition(self) -> bytes:
+        """The text a scrape reads: this instance alone, or every worker's files added up."""
+        self.update_gpu_memory()
+        folder = os.environ.get(MULTIPROC_ENV)
+        if not folder:
+            return generate_latest(self.registry)
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers, path=folder)
+        return generate_latest(workers)
+
 
 Queued = tuple[float, np.ndarray]  # (perf_counter when queued, portrait)
 
@@ -78,7 +117,8 @@ class DriftWatch:
     unwatched.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
         self.windows: dict[str, DriftWindow] = {}
 
     def calibrate(self, predictor: Predictor, image_size: int) -> None:
@@ -90,7 +130,7 @@ class DriftWatch:
         except Exception:
             log.exception("no confidence reference: watching the inputs only")
         for name in windows:
-            DRIFT.labels(name).set(0.0)
+            self.metrics.drift.labels(name).set(0.0)
         self.windows = windows  # one assignment: the batcher's thread sees all or nothing
 
     def observe(self, images: np.ndarray, predictions: Sequence[Prediction]) -> None:
@@ -100,35 +140,31 @@ class DriftWatch:
                 window.add(cheek_saturation(images) if name == "input" else
                            [p.probability if p.label == "vampire" else 1 - p.probability
                             for p in predictions])
-                DRIFT.labels(name).set(window.score())
+                self.metrics.drift.labels(name).set(window.score())
         except Exception:
             log.exception("drift watch failed on a batch")
 
 
 def instrument_batches(predict: Callable[[np.ndarray], list[Prediction]],
-                       watch: DriftWatch | None = None) -> Callable[[Sequence[Queued]],
-                                                                     list[Prediction]]:
+                       metrics: ServiceMetrics, watch: DriftWatch | None = None,
+                       ) -> Callable[[Sequence[Queued]], list[Prediction]]:
     """Wrap a batch predictor: record queue wait, batch size, inference time and verdicts."""
     def run(items: Sequence[Queued]) -> list[Prediction]:
         start = time.perf_counter()
         for queued, _ in items:
-            QUEUE_SECONDS.observe(start - queued)
-        BATCH_SIZE.observe(len(items))
+            metrics.queue_seconds.observe(start - queued)
+        metrics.batch_size.observe(len(items))
         images = np.stack([image for _, image in items])
         predictions = predict(images)
-        INFERENCE_SECONDS.observe(time.perf_counter() - start)
+        metrics.inference_seconds.observe(time.perf_counter() - start)
         for prediction in predictions:
-            PREDICTIONS.labels(prediction.label).inc()
-            CONFIDENCE.labels(prediction.label).observe(prediction.probability)
+            metrics.predictions.labels(prediction.label).inc()
+            metrics.confidence.labels(prediction.label).observe(prediction.probability)
         if watch is not None:
             watch.observe(images, predictions)
         return predictions
 
     return run
-
-
-def record_model(version: str, runtime: str) -> None:
-    MODEL_INFO.labels(version, runtime).set(1)
 
 
 def _route_label(scope: Scope, known: set[str]) -> str:
@@ -142,8 +178,8 @@ def _route_label(scope: Scope, known: set[str]) -> str:
 class RequestMetrics:
     """ASGI middleware counting and timing every HTTP request by route, method and status."""
 
-    def __init__(self, app: ASGIApp, known_paths: set[str]):
-        self.app, self.known = app, known_paths
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, known_paths: set[str]):
+        self.app, self.metrics, self.known = app, metrics, known_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -161,39 +197,25 @@ class RequestMetrics:
             await self.app(scope, receive, remember_status)
         finally:
             labels = (_route_label(scope, self.known), scope["method"], str(status))
-            REQUESTS.labels(*labels).inc()
-            REQUEST_SECONDS.labels(*labels).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(*labels).inc()
+            self.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
 
 
-def update_gpu_memory() -> None:
-    """CUDA memory per device, only if this process already uses torch with CUDA."""
-    torch = sys.modules.get("torch")  # an ONNX-only worker never imports torch for this
-    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-        return
-    for index in range(torch.cuda.device_count()):
-        GPU_ALLOCATED.labels(str(index)).set(torch.cuda.memory_allocated(index))
-        GPU_RESERVED.labels(str(index)).set(torch.cuda.memory_reserved(index))
+def add_metrics(app: FastAPI) -> ServiceMetrics:
+    """Create the app's metrics, expose ``GET /metrics``, count every request.
 
+    Call after the other middleware, so that the outermost layer also counts what they refuse.
+    """
+    metrics = app.state.metrics = ServiceMetrics()
 
-def exposition() -> bytes:
-    """The text a scrape reads: this process alone, or every worker's files added up."""
-    update_gpu_memory()
-    folder = os.environ.get(MULTIPROC_ENV)
-    if not folder:
-        return generate_latest(REGISTRY)
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=folder)
-    return generate_latest(registry)
-
-
-def add_metrics(app: FastAPI) -> None:
-    """Expose ``GET /metrics`` and count every request; call after the other middleware."""
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+    async def scrape(request: Request) -> Response:
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     for route in app.routes:  # a series born at zero lets rate() see its very first request
         for method in sorted(getattr(route, "methods", None) or ()):
             if method != "HEAD" and getattr(route, "include_in_schema", False):
-                REQUESTS.labels(route.path, method, "200")
-    app.add_middleware(RequestMetrics, known_paths={getattr(r, "path", "") for r in app.routes})
+                metrics.requests.labels(route.path, method, "200")
+    app.add_middleware(RequestMetrics, metrics=metrics,
+                       known_paths={getattr(r, "path", "") for r in app.routes})
+    return metrics

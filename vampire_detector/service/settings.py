@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vampire_detector.portraits import IMAGE_SIZE
+
 Runtime = Literal["eager", "torchscript", "onnx"]
 
 
@@ -28,7 +30,8 @@ class ServiceSettings(BaseSettings):
     arch: str = Field("vampirenet", description="the architecture of eager weights")
     model_version: str | None = Field(None, description="reported with every prediction; "
                                       "default: derived from the model file")
-    image_size: int = Field(64, ge=8, le=1024, description="the model's input side, in pixels")
+    image_size: int = Field(IMAGE_SIZE, ge=8, le=1024,
+                            description="the model's input side, in pixels")
     threads: int = Field(1, ge=1, le=64, description="intra-op threads of the one model call "
                          "that runs at a time")
     max_batch_size: int = Field(16, ge=1, le=1024, description="most images per model call")

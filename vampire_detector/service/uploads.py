@@ -17,27 +17,34 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from vampire_detector.service.errors import ServiceError
+from vampire_detector.service.settings import ServiceSettings
 
 # Declared content type -> the Pillow format the bytes must have.
-FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
+PILLOW_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 HIGH_BIT_DEPTH = {"I", "I;16", "I;16B", "I;16L", "F"}  # scientific images: no honest RGB
 
 
 @dataclass(frozen=True)
 class UploadLimits:
-    max_bytes: int = 2_000_000
-    max_pixels: int = 4096 * 4096
+    """What an upload may be; the service builds it from its settings (``from_settings``)."""
+
+    max_bytes: int
+    max_pixels: int
+    image_size: int  # the side of the square the model takes
     min_side: int = 16
-    image_size: int = 64  # the side of the square the model takes
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> UploadLimits:
+        return cls(settings.max_upload_bytes, settings.max_pixels, settings.image_size)
 
 
 def check_type(content_type: str | None) -> str:
     """The Pillow format for a declared content type, or 415."""
     media = (content_type or "").split(";")[0].strip().lower()
-    if media not in FORMATS:
+    if media not in PILLOW_FORMATS:
         raise ServiceError(415, "unsupported_media_type",
                            f"send a PNG, JPEG or WebP image, not {media or 'an untyped file'}")
-    return FORMATS[media]
+    return PILLOW_FORMATS[media]
 
 
 def check_size(data: bytes, limits: UploadLimits) -> None:
@@ -51,7 +58,7 @@ def check_size(data: bytes, limits: UploadLimits) -> None:
 def open_image(data: bytes, expected: str, limits: UploadLimits) -> Image.Image:
     """Read the header only, and refuse what decoding would regret: wrong format, bombs."""
     try:
-        image = Image.open(io.BytesIO(data), formats=list(FORMATS.values()))
+        image = Image.open(io.BytesIO(data), formats=list(PILLOW_FORMATS.values()))
     except Image.DecompressionBombError as error:  # Pillow's own, far higher, limit
         raise ServiceError(422, "too_many_pixels", "the image claims more pixels than any "
                            "portrait has: a decompression bomb") from error

@@ -13,8 +13,6 @@ from typing import Any
 import kubernetes_validate
 import yaml
 
-from vampire_detector.service.app import create_app
-
 K8S_VERSION = "1.35.0"
 Manifest = dict[str, Any]
 
@@ -68,11 +66,6 @@ def image_is_pinned(image: str) -> bool:
         return True
     name, _, tag = image.rpartition(":")
     return bool(name) and "/" not in tag and tag not in ("", "latest")
-
-
-def app_get_routes() -> set[str]:
-    """The GET paths of the detection service (built, not started: no model is loaded)."""
-    return {route.path for route in create_app().routes if "GET" in getattr(route, "methods", ())}
 
 
 def probe_path(container: Manifest, probe: str) -> tuple[str | None, int | None]:
