@@ -40,6 +40,7 @@ test: lint unit grade stubs sync notebooks book-cache book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The project's own tests, in UNIT_WORKERS processes (pytest-xdist): most of them wait on servers
 # and subprocesses, so two processes finish sooner even on two cores.

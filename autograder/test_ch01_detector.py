@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from vampire_detector.images import encode, to_batch, to_png
+from vampire_detector.images import encode, to_png
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from vampire_detector.gate import DraftGarlicGate, GarlicGate
-from vampire_detector.images import to_batch
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 CPU = torch.device("cpu")

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.export import Dim, ExportedProgram
 
-from vampire_detector.images import to_batch
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 CPU = torch.device("cpu")

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from vampire_detector.detector import Detector
-from vampire_detector.images import to_batch, to_png
+from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.portraits import LABELS, make_portraits
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 CPU = torch.device("cpu")

@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vampire_detector.images import to_tensor
 from vampire_detector.portraits import IMAGE_SIZE
+from vampire_detector.tensors import to_tensor
 
 
 def predict_proba(model: nn.Module, inputs: torch.Tensor, device: torch.device | None = None,

@@ -18,9 +18,10 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from vampire_detector.images import from_png, to_batch
+from vampire_detector.images import from_png
 from vampire_detector.portraits import IMAGE_SIZE, LABELS
 from vampire_detector.predictor import Prediction
+from vampire_detector.tensors import to_batch
 
 
 def export_with_dynamic_batch(model: nn.Module, path: str | Path,

@@ -6,8 +6,8 @@ import torch
 from torch.export import Dim
 
 from vampire_detector.gate import REJECTED, DraftGarlicGate, ExportableGarlicGate, GarlicGate
-from vampire_detector.images import to_batch
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 

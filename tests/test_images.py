@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from vampire_detector.images import MEAN, STD, from_png, normalize, to_batch, to_png, to_tensor
+from vampire_detector.images import MEAN, STD, from_png, normalize, to_png
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch, to_tensor
 
 
 def test_png_round_trip_is_lossless():

@@ -3,7 +3,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from vampire_detector.images import to_batch
 from vampire_detector.model import VampireNet
 from vampire_detector.onnx_export import (
     INPUT_NAME,
@@ -13,6 +12,7 @@ from vampire_detector.onnx_export import (
     export_trained,
 )
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vampire_detector.detector import Detector
-from vampire_detector.images import to_batch, to_png
+from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_onnx
 from vampire_detector.ort_detector import (
     CPU,
@@ -14,6 +14,7 @@ from vampire_detector.ort_detector import (
     session_options,
 )
 from vampire_detector.portraits import make_portraits
+from vampire_detector.tensors import to_batch
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from vampire_detector.images import to_batch
 from vampire_detector.portraits import IMAGE_SIZE, SPLITS, make_portraits
+from vampire_detector.tensors import to_batch
 
 
 class PortraitDataset(Dataset):

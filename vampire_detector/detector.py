@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from vampire_detector.device import pick_device
-from vampire_detector.images import to_batch
 from vampire_detector.portraits import LABELS
 from vampire_detector.predictor import Prediction, Predictor
+from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
 
 __all__ = ["Detector", "Prediction", "Predictor"]  # Prediction and Predictor live in predictor

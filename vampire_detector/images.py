@@ -3,20 +3,16 @@
 The model was trained on ``normalize``'s output. Any other path to the model (an ONNX session, a
 web service, a Lambda handler) must turn pixels into exactly the same numbers, or its accuracy
 silently drops. Keep this module the single definition of that transform. It is written in NumPy
-so that an ONNX-only deployment, with no PyTorch installed, can use it too; ``to_batch`` wraps
-the result in a tensor for PyTorch models.
+so that an ONNX-only deployment, with no PyTorch installed, can use it too; ``tensors.to_batch``
+wraps the result in a tensor for PyTorch models. Introduced in Chapter 1.
 """
 
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-
-if TYPE_CHECKING:
-    import torch
 
 # Per-channel statistics of the clean training portraits (tests/test_images.py re-measures them).
 MEAN = (0.356, 0.334, 0.318)
@@ -58,15 +54,3 @@ def normalize(images: np.ndarray) -> np.ndarray:
     mean = np.array(MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
     std = np.array(STD, dtype=np.float32).reshape(1, 3, 1, 1)
     return np.ascontiguousarray((batch - mean) / std)
-
-
-def to_batch(images: np.ndarray) -> torch.Tensor:
-    """``normalize`` as a PyTorch tensor, for eager and TorchScript models."""
-    import torch  # here, not at the top: ONNX-only deployments have no PyTorch
-
-    return torch.from_numpy(normalize(images))
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """One RGB ``uint8`` image ``(H, W, 3)`` to a normalised ``float32 (3, H, W)`` tensor."""
-    return to_batch(image[None])[0]

@@ -3,7 +3,7 @@
 Static quantization fixes the scale of every activation ahead of time, from a few hundred
 *calibration* portraits run through the float model, so that at the border each convolution runs
 on 8-bit integers from input to output. The calibration portraits must look like the traffic the
-model will see: the training split, preprocessed by ``images.to_batch``, exactly as at serving time.
+model will see: the training split, preprocessed by ``tensors.to_batch``, as at serving time.
 
 The choice that decides whether INT8 is faster at all on x86 is the operand types: unsigned 8-bit
 activations with signed weights (U8S8), the layout of the VNNI instructions. ONNX Runtime's own

@@ -19,8 +19,8 @@ import torch
 from fastapi import FastAPI, UploadFile
 from PIL import Image
 
-from vampire_detector.images import to_tensor
 from vampire_detector.portraits import LABELS
+from vampire_detector.tensors import to_tensor
 from vampire_detector.weights import load_model
 
 
