@@ -30,8 +30,8 @@ import sys
 if "google.colab" in sys.modules:
     subprocess.run(["git", "clone", "--quiet", "--depth", "1", "{url}", "/content/course"],
                    check=False)  # already cloned when the notebook is run a second time
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", "/content/course"],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e",
+                    "/content/course[course]"], check=True)  # every extra the chapters import
     sys.path.insert(0, "/content/course")  # an editable install is only seen by new processes
     from vampire_detector.device import pick_device
 
