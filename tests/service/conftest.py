@@ -1,21 +1,14 @@
-"""Shared inputs of the service tests: portraits and a ready eager service."""
+"""Shared inputs of the service tests: a ready eager service."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from vampire_detector.portraits import make_portraits
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.torch_serving import create_app
-
-
-@pytest.fixture(scope="session")
-def portraits() -> np.ndarray:
-    return make_portraits(8, seed=31)[0]
 
 
 @pytest.fixture(scope="module")
