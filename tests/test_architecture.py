@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import configparser
 import os
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 import vampire_detector
 
+PACKAGE = Path(vampire_detector.__file__).parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 BLOCK_TORCH = """
 import sys
@@ -70,3 +73,12 @@ def test_lint_imports_passes_on_the_library(repo_root):
     result = subprocess.run([str(LINT_IMPORTS), "--no-cache"], cwd=repo_root,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_every_library_module_names_the_chapter_that_introduces_it():
+    """As d2l does: a reader who meets a module knows where the book explains it."""
+    silent = [str(path.relative_to(PACKAGE)) for path in sorted(PACKAGE.rglob("*.py"))
+              if path.name != "__init__.py"
+              and not re.search(r"Chapters? \d+", ast.get_docstring(ast.parse(path.read_text()))
+                                or "")]
+    assert not silent, f"no 'Chapter N' in the docstring of {silent}"

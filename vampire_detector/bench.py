@@ -1,5 +1,7 @@
 """Honest latency measurements: warm up first, then report percentiles, not just a mean.
 
+Introduced in Chapter 1.
+
 The first calls of a model pay for memory allocation, kernel selection and caches; a user sees
 the steady state, so warm-up calls are run and thrown away. A service is judged by its slow
 requests, so the tail (p95, p99) is reported beside the median.

@@ -1,4 +1,7 @@
-"""Portraits as a torch ``Dataset``, rendered once and kept in memory as normalised tensors."""
+"""Portraits as a torch ``Dataset``, rendered once and kept in memory as normalised tensors.
+
+Introduced in Chapter 1.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Where the model runs: the one place in the course that picks a device."""
+"""Where the model runs: the one place in the course that picks a device.
+
+Introduced in Chapter 0.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Drift: is tonight's queue still the crowd the detector was trained on?
 
+Introduced in Chapter 10.
+
 A detector is only as good as the likeness between its training portraits and the travellers at
 the gate. When vampires start powdering their cheeks, or the guards photograph by candlelight,
 accuracy falls silently: nobody at the gate knows the true labels. What *can* be watched without

@@ -1,5 +1,7 @@
 """The garlic gate: refuse portraits too dark or too blank to judge, before the detector runs.
 
+Introduced in Chapter 2.
+
 At night the checkpoint's camera sends black frames and lens caps; a detector asked about them
 still answers, with confidence. The gate measures each portrait's brightness and contrast in
 pixel space and gives ``REJECTED`` instead of a probability for the ones it cannot trust.

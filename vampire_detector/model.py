@@ -1,5 +1,7 @@
 """The detectors: VampireNet for the castle, a torchvision backbone for production.
 
+Introduced in Chapter 1.
+
 VampireNet is small enough to train on a laptop CPU in well under a minute. The production model
 is a standard torchvision architecture, heavy enough that the optimisations of later chapters
 (ONNX Runtime, quantization, batching) show clearly. Both map a normalised ``(N, 3, H, W)`` batch

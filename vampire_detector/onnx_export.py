@@ -1,5 +1,7 @@
 """ONNX export: one portable file that the border checkpoint can run without PyTorch.
 
+Introduced in Chapter 4.
+
 The export uses the torch.export-based exporter (``dynamo=True``), names the input and output so
 that runtimes can find them, and keeps the batch axis dynamic: a model exported with a fixed batch
 of 1 refuses the checkpoint's first batch of 8. Every file written here has passed

@@ -1,5 +1,7 @@
 """The detector on ONNX Runtime: the eager ``Detector``'s API with no PyTorch model behind it.
 
+Introduced in Chapter 4.
+
 The border checkpoint sends raw images. The session only sees numbers, so the pixels must go
 through exactly the preprocessing the model was trained with: this class uses
 ``vampire_detector.images.normalize``, the one definition of it, and never a copy. Nothing here

@@ -1,5 +1,7 @@
 """Procedural "Transylvanian portraits": seeded pictures of villagers and vampires.
 
+Introduced in Chapter 0.
+
 No data set is downloaded anywhere in the course: every portrait is drawn here from a random
 stream seeded by ``(seed, index)``, so any portrait can be regenerated alone, in any order, on any
 machine. Vampires tend to be pale, to have red eyes and fangs, and to cast no reflection in the

@@ -1,5 +1,7 @@
 """The prediction API of the course, shared by every runtime (and free of PyTorch).
 
+Introduced in Chapter 1.
+
 A runtime (eager PyTorch, ONNX Runtime, a web service client...) supplies ``probabilities`` and
 inherits ``predict`` and ``predict_png``, so the border checkpoint never cares what runs
 underneath.

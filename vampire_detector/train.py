@@ -1,5 +1,7 @@
 """Train a detector on fresh portraits, report its held-out accuracy, and save its weights.
 
+Introduced in Chapter 1.
+
     python -m vampire_detector.train                   # reproduces the committed VampireNet
     python -m vampire_detector.train --arch resnet18   # the production model, into the cache
 

@@ -1,5 +1,7 @@
 """Trained weights: where they live, how they are saved, and how a ready model is loaded.
 
+Introduced in Chapter 1.
+
 VampireNet's weights are small and committed with the course. The production model's are tens
 of megabytes, so they are trained once on each machine (``train.ensure_weights``, about a minute
 and a half on two CPU cores) and kept in a cache folder, ``$VAMPIRE_WEIGHTS_CACHE`` or

@@ -1,4 +1,7 @@
-"""Hostile uploads, made on purpose: what the service's validation and load tests throw at it."""
+"""Hostile uploads, made on purpose: what the service's validation and load tests throw at it.
+
+Introduced in Chapter 6.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
 """Start a service in its own process on a free loopback port, wait until it is ready, stop it.
 
+Introduced in Chapter 6.
+
 The chapter, the benchmark and the end-to-end tests all need a real server (real sockets, a
 real uvicorn), and all need it gone afterwards even when something fails: ``running_server`` is
 a context manager that always terminates the process it started.

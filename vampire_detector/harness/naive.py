@@ -1,5 +1,7 @@
 """Renfield's endpoint: the detection service as most tutorials write it, kept as a baseline.
 
+Introduced in Chapter 6.
+
     uvicorn --factory vampire_detector.harness.naive:create_app
 
 It works, and every line looks reasonable. It is also slow under load, for reasons that the

@@ -1,5 +1,7 @@
 """A real Prometheus server on loopback, and the few questions we ask its HTTP API.
 
+Introduced in Chapter 10.
+
 The chapter, the capstone and the integration test all run the project's own alert rules in a
 real ``prometheus`` binary (Debian and Ubuntu package ``prometheus``). To see an alert fire in
 seconds rather than minutes, the server scrapes and evaluates every second and the rules'

@@ -1,5 +1,7 @@
 """What a server process costs the machine, read from Linux's ``/proc`` while it works.
 
+Introduced in Chapter 11.
+
 A load test that reports only latencies misses the two ways a service dies slowly: memory that
 grows with every request (a leak, an unbounded cache, a queue that never drains) until the
 kernel kills the process, and CPU that is already spent before the peak arrives. ``/proc/PID``

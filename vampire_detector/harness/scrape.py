@@ -1,5 +1,7 @@
 """The service's own account of a run, read from its ``/metrics`` page.
 
+Introduced in Chapter 11.
+
 A load generator sees latencies from outside; the service's counters say what happened
 inside: how many requests it answered with which status, how large its batches were, how long
 the model and the queue took. When the two disagree (the client counted more failures than the

@@ -1,5 +1,7 @@
 """The detection service: an app factory, its lifespan, and its routes.
 
+Introduced in Chapter 6.
+
     uvicorn --factory vampire_detector.service.app:create_app --port 8000
 
 The lifespan handler starts the model loading on a worker thread and returns at once, so the

@@ -1,5 +1,7 @@
 """The micro-batcher: many travellers, one model call.
 
+Introduced in Chapter 6.
+
 A model call has a fixed cost (Python, the runtime's dispatch, a thread pool waking up) and a
 cost per image that shrinks with the batch. Requests arrive one image at a time, so the batcher
 holds each for at most ``max_wait_s`` while others join it, up to ``max_batch_size``, runs the

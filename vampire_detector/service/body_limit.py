@@ -1,5 +1,7 @@
 """A cap on request bodies, enforced while the bytes arrive and answered with the one error body.
 
+Introduced in Chapter 6.
+
 Without a cap, one client can stream gigabytes into the service's memory or disk before any
 endpoint code runs. This ASGI middleware refuses a body whose declared ``Content-Length`` is over
 the limit before reading it, and stops a body without one (chunked) as soon as it crosses the

@@ -1,5 +1,7 @@
 """One error body for every failure: ``{"error": {"code": ..., "message": ...}}``.
 
+Introduced in Chapter 6.
+
 A client at the border should never have to parse three different error shapes, and a bad
 request must never surface as a 500. Every refusal in the service raises ``ServiceError`` (or one
 of FastAPI's own exceptions), and the handlers below turn all of them into the same JSON body.

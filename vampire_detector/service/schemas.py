@@ -1,5 +1,7 @@
 """What the service answers, as pydantic models: the contract the border's clients code against.
 
+Introduced in Chapter 6.
+
 FastAPI turns these into the OpenAPI schema at ``/openapi.json`` and the pages at ``/docs``, with
 the examples below, so the contract and its documentation cannot drift apart.
 """

@@ -1,5 +1,7 @@
 """The service's settings, read once from ``VAMPIRE_*`` environment variables.
 
+Introduced in Chapter 6.
+
 The same image runs on a laptop, in a container and on Kubernetes; only the environment
 differs. Every knob that an operator may turn lives here, typed and validated at startup, so a
 typo in a deployment fails loudly before the first traveller arrives rather than at 3 a.m.

@@ -1,5 +1,7 @@
 """Untrusted bytes in, one clean portrait out, or a clear refusal.
 
+Introduced in Chapter 6.
+
 Anything may arrive at the border: a photograph from a phone, a 16-bit scan, a text file named
 ``portrait.png``, half a PNG, or a tiny file that claims to be a 50,000 x 50,000 image and would
 eat all memory when decoded (a decompression bomb). This module accepts what it can convert

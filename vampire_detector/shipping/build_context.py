@@ -1,5 +1,7 @@
 """The build context that ``docker build`` sends, as a .dockerignore shapes it.
 
+Introduced in Chapter 7.
+
 Docker's rules: the last matching line wins, "!" lets a path back in, and a pattern that matches
 a folder matches everything inside it.
 """

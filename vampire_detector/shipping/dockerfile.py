@@ -1,5 +1,7 @@
 """Dockerfiles read without Docker: their instructions, their final stage, and hadolint's verdict.
 
+Introduced in Chapter 7.
+
 There is no Docker engine on the course's machines, so the chapters and the graders check a
 Dockerfile the way a reviewer would: parse it, look at what the shipped stage does, lint it.
 """

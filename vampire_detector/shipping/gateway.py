@@ -1,5 +1,7 @@
 """API Gateway events, built by hand, so a Lambda handler can be invoked on a laptop.
 
+Introduced in Chapter 8.
+
 Lambda hands a function behind API Gateway a JSON event: REST APIs send version 1, HTTP APIs
 version 2, and binary bodies arrive base64-encoded. These builders make such events for images.
 """

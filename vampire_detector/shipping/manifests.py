@@ -1,5 +1,7 @@
 """Kubernetes manifests read offline: strict schema validation and the facts policies look at.
 
+Introduced in Chapter 9.
+
 kubernetes-validate checks each manifest against the API schemas it bundles (strict: unknown
 fields are errors); the helpers below pull out what a reviewer checks next: probes, ports,
 images, resources, security context.
