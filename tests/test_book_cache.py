@@ -12,8 +12,9 @@ from jupyter_cache import get_cache
 from myst_nb.core.read import read_myst_markdown_notebook
 
 from tools.seed_book_cache import main, seed
+from vampire_detector.paths import course_root
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = course_root()
 CHAPTER = """\
 ---
 kernelspec:

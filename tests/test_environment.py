@@ -1,10 +1,11 @@
 """requirements.txt, constraints.txt (the lock) and environment.yml (Binder, conda) agree."""
 
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from vampire_detector.paths import course_root
+
+ROOT = course_root()
 
 
 def requirement_pins() -> set[str]:

@@ -11,8 +11,9 @@ import pytest
 
 from tools import grade_submissions, retarget, student_release, sync_notebooks
 from tools.check_stubs import problems
+from vampire_detector.paths import course_root
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = course_root()
 OLD = "castle-dracula/deploying-pytorch"
 
 

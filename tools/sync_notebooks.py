@@ -19,7 +19,9 @@ import jupytext
 import nbformat
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from vampire_detector.paths import course_root
+
+ROOT = course_root()
 
 SETUP = '''\
 # Colab only: clone the course (its deploy/ files are read by later chapters) and install the

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
@@ -13,8 +12,9 @@ from bs4 import BeautifulSoup
 from tests.programs import require
 from tools.browser import find_browser, rendered_dom, serve
 from tools.sync_notebooks import notebook_chapters
+from vampire_detector.paths import course_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 HTML = ROOT / "_build" / "html"
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 import pytest
 
+from vampire_detector.paths import course_root
 from vampire_detector.shipping.build_context import build_context
 from vampire_detector.shipping.dockerfile import (
     HADOLINT,
@@ -19,7 +19,7 @@ from vampire_detector.shipping.dockerfile import (
     option,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 FACTORY = "vampire_detector.service.app:create_app"
 DOCKERFILES = [ROOT / "deploy/docker/Dockerfile", ROOT / "deploy/docker/Dockerfile.cuda",
                ROOT / "deploy/lambda/Dockerfile"]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from vampire_detector.paths import course_root
 from vampire_detector.service.app import get_paths
 from vampire_detector.shipping.dockerfile import exec_form, final_stage, instructions, option
 from vampire_detector.shipping.manifests import (
@@ -26,7 +26,7 @@ from vampire_detector.shipping.manifests import (
     the_container,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 K8S = ROOT / "deploy" / "k8s"
 BASE, GPU = K8S / "base", K8S / "overlays" / "gpu"
 MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")

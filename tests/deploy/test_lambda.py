@@ -13,13 +13,14 @@ import pytest
 
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
+from vampire_detector.paths import course_root
 from vampire_detector.predictor import Prediction
 from vampire_detector.service import lambda_handler
 from vampire_detector.service.app import create_app
 from vampire_detector.service.settings import ServiceSettings
 from vampire_detector.shipping.gateway import close_loop
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 TEMPLATE = ROOT / "deploy/lambda/template.yaml"
 EVENTS = ROOT / "deploy/lambda/events"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")

@@ -11,8 +11,9 @@ import yaml
 
 from tests.programs import require
 from vampire_detector.harness.prometheus import INSTALL_HINT
+from vampire_detector.paths import course_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboard.json"
 

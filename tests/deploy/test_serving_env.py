@@ -22,10 +22,11 @@ from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
 from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
+from vampire_detector.paths import course_root
 from vampire_detector.portraits import make_portraits
 from vampire_detector.shipping.gateway import multipart
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = course_root()
 REQUIREMENTS = ROOT / "deploy" / "requirements-serve.txt"
 pytestmark = pytest.mark.timeout(600)
 
