@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vampire_detector.model import PRODUCTION_ARCH
 from vampire_detector.paths import course_root
 from vampire_detector.portraits import make_portraits
+from vampire_detector.train import ensure_weights
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +23,11 @@ def repo_root() -> Path:
 def portraits() -> np.ndarray:
     """Eight test portraits, the same in every test."""
     return make_portraits(8, seed=31)[0]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Train the production weights, if missing, before any test's timeout starts ticking.
+
+    ``make test`` does it first (``make weights-cache``); this covers a bare ``pytest tests``.
+    """
+    ensure_weights(PRODUCTION_ARCH, log=lambda line: print(line, flush=True))

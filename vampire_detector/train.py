@@ -148,7 +148,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="default: CUDA when present, else CPU")
     parser.add_argument("--out", type=Path, default=None,
                         help="where to save the weights (default: the committed file for --arch)")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="train with the recipe only if this machine has no weights yet "
+                             "(the cached step before tests and notebooks)")
     args = parser.parse_args(argv)
+    if args.if_missing:
+        print(f"{args.arch} weights: {ensure_weights(args.arch)}")
+        return
     for name in ("epochs", "batch_size", "n_train", "n_val"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be a positive integer")
