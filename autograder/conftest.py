@@ -31,7 +31,8 @@ from types import ModuleType
 
 import pytest
 
-from autograder.sandbox import ISOLATION, Limits, Sandbox, SandboxError
+from autograder.results import results_problems
+from autograder.sandbox import Limits, Sandbox, SandboxError
 
 IMPLEMENTATIONS = ("exercises", "solutions")
 DEFAULT_TIMEOUT_S = 60
@@ -357,34 +358,3 @@ def gradescope(results: list[Result], seconds: float) -> dict:
     if problems:
         raise ValueError("invalid results: " + "; ".join(problems))
     return document
-
-
-RESULTS_SCHEMA = {"score": (int, float), "tests": list}
-TEST_SCHEMA = {"name": str, "score": (int, float), "max_score": (int, float), "status": str,
-               "output": str}
-
-
-def results_problems(document: object) -> list[str]:
-    """What makes ``document`` not a results file this course writes (empty when it is one)."""
-    if not isinstance(document, dict):
-        return ["the results are not a JSON object"]
-    problems = _missing(document, RESULTS_SCHEMA, "results")
-    for number, test in enumerate(document.get("tests") or []):
-        if not isinstance(test, dict):
-            problems.append(f"test {number} is not an object")
-            continue
-        problems += _missing(test, TEST_SCHEMA, f"test {number}")
-        if not problems and not 0 <= test["score"] <= test["max_score"]:
-            problems.append(f"test {number} scores {test['score']} of {test['max_score']}")
-        if not problems and test["status"] not in ("passed", "failed"):
-            problems.append(f"test {number} has the status {test['status']!r}")
-    if not problems:
-        total = sum(test["score"] for test in document["tests"])
-        if abs(document["score"] - total) > 1e-9:
-            problems.append(f"the score {document['score']} is not the sum of the tests' {total}")
-    return problems
-
-
-def _missing(document: dict, schema: dict, what: str) -> list[str]:
-    return [f"{what}: {key} is missing or not a {kinds}" for key, kinds in schema.items()
-            if not isinstance(document.get(key), kinds) or isinstance(document.get(key), bool)]

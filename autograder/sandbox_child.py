@@ -2,8 +2,8 @@
 
 This file is copied into the sandbox and started there as a script; it must not import anything
 of the course but ``numpy``. It serves requests that arrive on one pipe and answers on another
-(their numbers are in ``GRADING_FDS``), one length-prefixed JSON frame each, so that whatever the student's code
-prints goes to its own stdout and never into the answers.
+(their numbers are in ``GRADING_FDS``), one length-prefixed JSON frame each, so that whatever
+the student's code prints goes to its own stdout and never into the answers.
 
 Only plain data crosses: JSON values, bytes, paths and numpy arrays (``.npy`` bytes, read back
 with ``allow_pickle=False``). Any other object stays here and travels as a numbered handle that

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-PLUGIN = (Path(__file__).resolve().parent.parent / "autograder" / "conftest.py").read_text()
+AUTOGRADER = Path(__file__).resolve().parent.parent / "autograder"
+PLUGIN_FILES = ("conftest.py", "sandbox.py", "sandbox_child.py", "results.py")
 
 SOLUTION = """
 import time, warnings
@@ -42,11 +43,13 @@ import pytest
 def ch09(implementation):
     return implementation("ch09")
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(2)
 def test_answer(ch09):
     """9.1 the answer is right"""
     assert ch09.answer() == 42, "the answer is not the one the Count expects"
 
+@pytest.mark.exercise("9.3")
 @pytest.mark.points(1)
 def test_noisy(ch09):
     """9.3 warnings do not cost points"""
@@ -57,6 +60,7 @@ HANGING_TEST = '''
 """Chapter 10 — Patience."""
 import pytest
 
+@pytest.mark.exercise("9.2")
 @pytest.mark.points(3)
 @pytest.mark.timeout(1)
 def test_slow(implementation):
@@ -71,7 +75,8 @@ def course(pytester: pytest.Pytester) -> pytest.Pytester:
     for package, code in (("solutions", SOLUTION), ("exercises", STUB)):
         pytester.mkpydir(package).joinpath("ch09.py").write_text(textwrap.dedent(code))
     autograder = pytester.mkpydir("autograder")
-    autograder.joinpath("conftest.py").write_text(PLUGIN)
+    for name in PLUGIN_FILES:
+        autograder.joinpath(name).write_text((AUTOGRADER / name).read_text())
     autograder.joinpath("test_ch09_demo.py").write_text(TESTS)
     return pytester
 
@@ -177,6 +182,7 @@ FILE_TESTS = '''
 """Chapter 12 — Files."""
 import pytest
 
+@pytest.mark.exercise("12.1")
 @pytest.mark.points(2)
 def test_config(graded_file):
     """12.1 the config names the castle"""
