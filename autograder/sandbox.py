@@ -47,6 +47,8 @@ LIBRARY = HERE.parent / "vampire_detector"
 BWRAP = shutil.which("bwrap")
 ISOLATION = "bubblewrap" if BWRAP else "process"
 MOUNT = Path("/grading")  # where the child sees its world, with bubblewrap
+NOBODY = 65534
+PIDS = Path("/sys/fs/cgroup/pids")  # cgroup v1's pids controller, where it is mounted
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,7 @@ class Sandbox:
     def __init__(self, submission: Path, limits: Limits = Limits(), isolation: str = ISOLATION):
         self.submission, self.limits, self.isolation = Path(submission), limits, isolation
         self.process: subprocess.Popen | None = None
+        self.pids: Path | None = None  # the child's cgroup, where the process limit needs one
         self.folder: Path | None = None
         self.generation = 0  # handles of an earlier child are void in a new one
 
@@ -133,8 +136,7 @@ class Sandbox:
                             ignore=shutil.ignore_patterns("__pycache__"))
         to_child, requests = os.pipe()
         answers, from_child = os.pipe()
-        os.set_inheritable(to_child, True)
-        os.set_inheritable(from_child, True)
+        self.pids = pids_cgroup(self.limits.processes, self.generation)
         self.process = subprocess.Popen(
             self.command(), cwd=self.folder, env=self.environment((to_child, from_child)),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -149,19 +151,21 @@ class Sandbox:
         """The child's command line: the server script, inside bubblewrap when there is one."""
         if self.isolation == "process":
             return [sys.executable, "-I", str(self.folder / "sandbox_child.py")]
-        mounts = []
-        for path in sorted({"/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc",
-                            sys.base_prefix, sys.prefix}):
-            mounts += ["--ro-bind-try", path, path]
-        return [BWRAP, *mounts,
-                "--ro-bind", str(LIBRARY), str(MOUNT / "lib" / LIBRARY.name),
-                "--ro-bind", str(self.folder / "submission"), str(MOUNT / "submission"),
-                "--ro-bind", str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"),
+        mounts = [(path, path) for path in sorted({"/usr", "/lib", "/lib64", "/bin", "/sbin",
+                                                   "/etc", sys.base_prefix, sys.prefix})
+                  if Path(path).exists()]
+        mounts += [(str(LIBRARY), str(MOUNT / "lib" / LIBRARY.name)),
+                   (str(self.folder / "submission"), str(MOUNT / "submission")),
+                   (str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"))]
+        return [BWRAP, *self.bind(mounts),
                 "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
-                "--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534",
+                "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                 "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                 "--chdir", str(MOUNT / "submission"),
                 sys.executable, "-I", str(MOUNT / "child.py")]
+
+    def bind(self, mounts: list[tuple[str, str]]) -> list[str]:
+        return [arg for source, dest in mounts for arg in ("--ro-bind", source, dest)]
 
     def environment(self, fds: tuple[int, int]) -> dict[str, str]:
         """A clean environment: nothing in it says where the grader keeps anything."""
@@ -173,13 +177,18 @@ class Sandbox:
                 "GRADING_LIBRARY": str(inside / "lib")}
 
     def apply_limits(self) -> None:
-        """Runs in the child before exec: its resource limits, inherited by all it starts."""
-        for kind, value in ((resource.RLIMIT_CPU, self.limits.cpu_s),
-                            (resource.RLIMIT_AS, self.limits.memory_bytes),
-                            (resource.RLIMIT_NPROC, self.limits.processes),
-                            (resource.RLIMIT_FSIZE, self.limits.file_bytes),
-                            (resource.RLIMIT_CORE, 0)):
-            resource.setrlimit(kind, (value, value))
+        """Runs in the child before exec: its resource limits, inherited by all it starts.
+
+        The CPU limit's soft value sends SIGXCPU, which says why; the hard one kills.
+        """
+        for kind, soft, hard in ((resource.RLIMIT_CPU, self.limits.cpu_s, self.limits.cpu_s + 1),
+                                 (resource.RLIMIT_AS, self.limits.memory_bytes, None),
+                                 (resource.RLIMIT_NPROC, self.limits.processes, None),
+                                 (resource.RLIMIT_FSIZE, self.limits.file_bytes, None),
+                                 (resource.RLIMIT_CORE, 0, None)):
+            resource.setrlimit(kind, (soft, soft if hard is None else hard))
+        if self.pids is not None:
+            (self.pids / "cgroup.procs").write_text(str(os.getpid()))
 
     def close(self) -> None:
         """Kill the child's whole process group, and forget its folder and handles."""
@@ -191,9 +200,49 @@ class Sandbox:
                 with contextlib.suppress(OSError):
                     stream.close()
             self.process = None
+        if self.pids is not None:
+            remove_cgroup(self.pids)
+            self.pids = None
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+
+def pids_cgroup(limit: int, generation: int) -> Path | None:
+    """A cgroup capping the child's processes, when the process limit needs one.
+
+    The kernel exempts root's processes from RLIMIT_NPROC, and bubblewrap started by root maps
+    the sandbox's user to root outside. So when grading runs as root (a container), a child is
+    capped by the cgroup ``pids`` controller instead, where this machine offers it.
+    """
+    if os.geteuid() != 0 or not (PIDS / "cgroup.procs").is_file():
+        return None
+    group = PIDS / f"grading-{os.getpid()}-{generation}"
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "pids.max").write_text(str(limit))
+    except OSError:
+        return None
+    return group
+
+
+def remove_cgroup(group: Path) -> None:
+    """Remove an emptied cgroup; its last processes may take a moment to leave."""
+    for _ in range(50):
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def process_limit() -> str:
+    """How this machine caps a child's processes: rlimit, cgroup, or none (say so in reports)."""
+    if os.geteuid() != 0:
+        return "rlimit"
+    return "cgroup" if (PIDS / "cgroup.procs").is_file() else "none"
 
 
 class RemoteObject:
@@ -245,6 +294,8 @@ def remote_exception(error: dict) -> Exception:
 
 
 def _exit_reason(status: int) -> str:
+    if status > 128:  # bubblewrap reports a child killed by a signal as 128 + its number
+        status = 128 - status
     if status < 0:
         name = signal.Signals(-status).name
         hints = {"SIGXCPU": "it used more CPU time than allowed",
