@@ -72,24 +72,27 @@ def run_pytest(arguments: list[str], time_limit_s: float) -> bool:
         process.wait()
 
 
-def catalogue(tests: list[Path]) -> dict[str, float]:
-    """Every graded test's name and points, collected before any student's code runs."""
+def catalogue(tests: list[str]) -> list[tuple[str, float]]:
+    """Every graded test's name and points, in order, collected before any student's code runs.
+
+    Names may repeat (a parametrized test has one docstring), so tests are matched by position.
+    """
     with tempfile.TemporaryDirectory() as folder:
         listing = Path(folder) / "catalogue.json"
-        run_pytest([*map(str, tests), "--collect-only", "--impl=solutions",
-                    f"--gradescope={listing}"], TIME_LIMIT_S)
-        return {test["name"]: float(test["max_score"])
-                for test in json.loads(listing.read_text())["tests"]}
+        run_pytest([*tests, "--collect-only", "--impl=exercises", f"--gradescope={listing}"],
+                   TIME_LIMIT_S)
+        return [(test["name"], float(test["max_score"]))
+                for test in json.loads(listing.read_text())["tests"]]
 
 
-def grade_one(submission: Path, tests: list[Path], points: dict[str, float],
+def grade_one(submission: Path, tests: list[str], points: list[tuple[str, float]],
               time_limit_s: float = TIME_LIMIT_S) -> dict:
     """Grade one submission; its results, checked against ``points``, with a note on failure."""
     with tempfile.TemporaryDirectory(prefix="grading-") as folder:
         copy, results = Path(folder) / "submission", Path(folder) / "out" / "results.json"
         shutil.copytree(graded_folder(submission), copy, symlinks=False)
         results.parent.mkdir()
-        finished = run_pytest([*map(str, tests), f"--impl={copy}", f"--gradescope={results}"],
+        finished = run_pytest([*tests, f"--impl={copy}", f"--gradescope={results}"],
                               time_limit_s)
         if not finished:
             return zero(points, f"grading did not finish within {time_limit_s:g} s")
@@ -101,28 +104,29 @@ def grade_one(submission: Path, tests: list[Path], points: dict[str, float],
     return zero(points, "invalid results: " + problems[0]) if problems else checked(found, points)
 
 
-def checked(found: dict, points: dict[str, float]) -> dict:
+def checked(found: dict, points: list[tuple[str, float]]) -> dict:
     """The catalogue's tests, each with the score found for it, clamped to its points."""
-    scores = {test["name"]: test for test in found["tests"]}
     tests = []
-    for name, most in points.items():
-        test = scores.get(name, {"score": 0.0, "status": "failed", "output": "not graded"})
+    for number, (name, most) in enumerate(points):
+        test = found["tests"][number] if number < len(found["tests"]) else {}
+        if test.get("name") != name:
+            test = {"score": 0.0, "status": "failed", "output": "not graded"}
         tests.append({"name": name, "max_score": most, "status": test["status"],
                       "score": min(max(float(test["score"]), 0.0), most),
                       "output": str(test["output"])[:4000], "visibility": "visible"})
     return {"score": sum(test["score"] for test in tests), "tests": tests, "note": ""}
 
 
-def zero(points: dict[str, float], reason: str) -> dict:
+def zero(points: list[tuple[str, float]], reason: str) -> dict:
     """Results that give nothing, and say why."""
     tests = [{"name": name, "max_score": most, "score": 0.0, "status": "failed",
-              "output": reason, "visibility": "visible"} for name, most in points.items()]
+              "output": reason, "visibility": "visible"} for name, most in points]
     return {"score": 0.0, "tests": tests, "output": reason, "note": reason}
 
 
 def chapter_points(results: dict) -> dict[str, float]:
     """Points per chapter; test names start with their chapter's title."""
-    points: dict[str, float] = {}
+    points: list[tuple[str, float]] = {}
     for test in results["tests"]:
         chapter = test["name"].split(": ", 1)[0]
         points[chapter] = points.get(chapter, 0.0) + test["score"]
@@ -159,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the results (default: grades/)")
     parser.add_argument("--chapters", type=int, nargs="+", metavar="N",
                         help="grade only these chapters (default: every chapter)")
+    parser.add_argument("--exercise", action="append", default=[], metavar="N.M",
+                        help="grade only this exercise (repeat for several)")
     parser.add_argument("--time-limit", type=float, default=TIME_LIMIT_S, metavar="S",
                         help=f"seconds per student (default: {TIME_LIMIT_S})")
     args = parser.parse_args(argv)
@@ -174,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if not students:
         print(f"error: {args.submissions} has no student folders", file=sys.stderr)
         return 2
+    tests = [*map(str, tests), *(f"--exercise={number}" for number in args.exercise)]
     points = catalogue(tests)
     rows = {}
     for submission in students:
