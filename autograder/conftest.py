@@ -58,13 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "points(n): the points a graded test is worth")
     config.addinivalue_line("markers", 'exercise("N.M"): the exercise a graded test grades')
+    path = config.getoption("gradescope")
+    if path is not None:  # a stale file must never be mistaken for this run's results
+        path.unlink(missing_ok=True)
     folder = graded_folder(config)
     if not folder.is_dir():
         raise pytest.UsageError(f"--impl: {folder} is not a folder; give exercises, solutions "
                                 "or the folder of a submission")
-    path = config.getoption("gradescope")
-    if path is not None:  # a stale file must never be mistaken for this run's results
-        path.unlink(missing_ok=True)
     config.pluginmanager.register(Gradebook(config), "gradebook")
 
 
@@ -277,8 +277,12 @@ def feedback(excinfo: pytest.ExceptionInfo, item: pytest.Item) -> str:
         return (f"Timed out after {limit} s: does your code wait for something that never "
                 "comes, or loop forever?")
     if isinstance(error, AssertionError):
-        # Keep the test's own message; drop pytest's comparison, which shows the expectation.
-        return text.split("\nassert ")[0].strip() or "A check of your result failed."
+        # Keep the test's own message; drop pytest's comparison, which shows the expectation
+        # (a bare failing ``assert x == pytest.approx(y)`` is nothing but that comparison).
+        message = text.split("\nassert ")[0].strip()
+        if message.startswith("assert ") or not message:
+            return "A check of your result failed."
+        return message
     if excinfo.typename == "Failed":
         return text
     if hasattr(error, "student_frames"):  # raised by the sealed code, in the sandbox

@@ -131,7 +131,7 @@ class Sandbox:
         shutil.copytree(self.submission, copy, symlinks=False,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copy(HERE / "sandbox_child.py", self.folder / "sandbox_child.py")
-        if self.isolation == "process":  # the repository's root must not be on sys.path
+        if self.isolation == "process" and LIBRARY.is_dir():  # the root must not be on sys.path
             shutil.copytree(LIBRARY, self.folder / "lib" / LIBRARY.name,
                             ignore=shutil.ignore_patterns("__pycache__"))
         to_child, requests = os.pipe()
@@ -154,8 +154,9 @@ class Sandbox:
         mounts = [(path, path) for path in sorted({"/usr", "/lib", "/lib64", "/bin", "/sbin",
                                                    "/etc", sys.base_prefix, sys.prefix})
                   if Path(path).exists()]
-        mounts += [(str(LIBRARY), str(MOUNT / "lib" / LIBRARY.name)),
-                   (str(self.folder / "submission"), str(MOUNT / "submission")),
+        if LIBRARY.is_dir():
+            mounts.append((str(LIBRARY), str(MOUNT / "lib" / LIBRARY.name)))
+        mounts += [(str(self.folder / "submission"), str(MOUNT / "submission")),
                    (str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"))]
         return [BWRAP, *self.bind(mounts),
                 "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
