@@ -85,8 +85,10 @@ class Sandbox:
         self.generation = 0  # handles of an earlier child are void in a new one
 
     def module(self, name: str) -> RemoteObject:
-        """The submission's module ``name``, imported in the child."""
-        return self.request({"op": "import", "module": name}, self.limits.call_s)
+        """The submission's module ``name``, imported in the child (again, after a restart)."""
+        module = self.request({"op": "import", "module": name}, self.limits.call_s)
+        object.__setattr__(module, "_module", name)
+        return module
 
     def request(self, message: dict, timeout_s: float) -> object:
         if self.process is None or self.process.poll() is not None:
@@ -100,6 +102,9 @@ class Sandbox:
         except (BrokenPipeError, OSError, ValueError) as error:
             self.close()
             raise SandboxError(f"the grading process stopped answering ({error})") from None
+        except BaseException:  # e.g. the test's own timeout: the channel is out of step now
+            self.close()
+            raise
         if "error" in answer:
             raise remote_exception(answer["error"])
         return decode(answer["ok"], self.resolve)
@@ -251,11 +256,15 @@ class RemoteObject:
 
     def __init__(self, sandbox: Sandbox, generation: int, number: int, kind: str):
         object.__setattr__(self, "_where", (sandbox, generation, number, kind))
+        object.__setattr__(self, "_module", None)
 
     def _ask(self, message: dict) -> object:
         sandbox, generation, number, _ = self._where
-        if generation != sandbox.generation:
-            raise SandboxError("the grading process was restarted after an earlier failure")
+        if generation != sandbox.generation or sandbox.process is None:
+            if self._module is None:
+                raise SandboxError("the grading process was restarted after an earlier failure")
+            object.__setattr__(self, "_where", sandbox.module(self._module)._where)
+            number = self._where[2]
         return sandbox.request({**message, "id": number}, sandbox.limits.call_s)
 
     def __getattr__(self, name: str) -> object:

@@ -12,10 +12,10 @@ import torch
 from fastapi.testclient import TestClient
 
 from vampire_detector.detector import Detector, Predictor
+from vampire_detector.harness.hostile import png_claiming
 from vampire_detector.images import encode, to_png
 from vampire_detector.portraits import LABELS, make_portraits
 from vampire_detector.service.errors import ServiceError
-from vampire_detector.harness.hostile import png_claiming
 
 CPU = torch.device("cpu")
 

@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from vampire_detector.drift import Reference, cheek_saturation
 from vampire_detector.drift import psi as reference_psi
-from vampire_detector.portraits import SPLITS, make_portraits
 from vampire_detector.harness.prometheus import INSTALL_HINT
+from vampire_detector.portraits import SPLITS, make_portraits
 
 AUTOGRADER = Path(__file__).resolve().parent
 PUBLIC_CASES = AUTOGRADER / "ch10" / "alerts_public_test.yml"
