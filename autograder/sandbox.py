@@ -13,7 +13,9 @@ The child is built to hold nothing worth stealing and to be stopped at will:
   only). The repository, ``solutions/``, the withheld cases and the results are not in its
   world at all. It runs as ``nobody`` in its own user, PID, network and IPC namespaces, with a
   clean environment, and dies with the grader.
-* ``resource`` limits: CPU seconds, address space, processes (threads count) and file size.
+* ``resource`` limits: CPU seconds, address space, processes (threads count) and file size;
+  when grading runs as root, whom the kernel exempts from the process limit, a ``pids`` cgroup
+  caps the processes instead (``process_limit()`` says which one this machine uses).
 * A wall-clock deadline on every call, kept by the grader: the child cannot switch it off.
   When it passes, or when the child crashes, the whole process group (and with bubblewrap the
   whole PID namespace) is killed and the next call starts a fresh child.
