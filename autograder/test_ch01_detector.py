@@ -37,6 +37,7 @@ def reference_probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> tor
 
 # Exercise 1.1 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("1.1")
 @pytest.mark.points(2)
 def test_predict_proba_matches_the_model(ch01, model, portraits):
     """1.1 predict_proba returns the model's class probabilities"""
@@ -52,6 +53,7 @@ def test_predict_proba_matches_the_model(ch01, model, portraits):
         "the probabilities differ from the model's softmax outputs in eval mode")
 
 
+@pytest.mark.exercise("1.1")
 @pytest.mark.points(2)
 def test_predict_proba_uses_eval_mode(ch01, model, portraits):
     """1.1 predict_proba gives the same answer even when handed a model in train mode"""
@@ -67,6 +69,7 @@ def test_predict_proba_uses_eval_mode(ch01, model, portraits):
         "training mode")
 
 
+@pytest.mark.exercise("1.1")
 @pytest.mark.points(1)
 def test_predict_proba_returns_plain_cpu_tensors(ch01, model, portraits):
     """1.1 predict_proba builds no autograd graph and returns CPU tensors"""
@@ -76,6 +79,7 @@ def test_predict_proba_returns_plain_cpu_tensors(ch01, model, portraits):
         "the result still tracks gradients: inference needs no autograd graph")
 
 
+@pytest.mark.exercise("1.1")
 @pytest.mark.points(2)
 def test_predict_proba_batches_its_input(ch01, model, portraits):
     """1.1 predict_proba never feeds the model more than batch_size portraits at once"""
@@ -94,6 +98,7 @@ def steady(median: float, tail: float, n: int = 100) -> list[float]:
     return [tail if i % 10 == 9 else median for i in range(n)]
 
 
+@pytest.mark.exercise("1.2")
 @pytest.mark.points(1)
 def test_choose_batch_size_prefers_throughput(ch01):
     """1.2 choose_batch_size picks the highest throughput among the batch sizes that fit"""
@@ -103,6 +108,7 @@ def test_choose_batch_size_prefers_throughput(ch01):
         "should win; the largest batch is not always the fastest")
 
 
+@pytest.mark.exercise("1.2")
 @pytest.mark.points(2)
 def test_choose_batch_size_judges_by_the_tail(ch01):
     """1.2 choose_batch_size rejects a batch size whose p95 breaks the budget"""
@@ -112,6 +118,7 @@ def test_choose_batch_size_judges_by_the_tail(ch01):
         "judge each batch size by its p95")
 
 
+@pytest.mark.exercise("1.2")
 @pytest.mark.points(2)
 def test_choose_batch_size_ignores_warmup(ch01):
     """1.2 choose_batch_size leaves the warm-up calls out"""
@@ -120,6 +127,7 @@ def test_choose_batch_size_ignores_warmup(ch01):
         "the slow warm-up calls were counted: drop the first `warmup` latencies of each list")
 
 
+@pytest.mark.exercise("1.2")
 @pytest.mark.points(1)
 def test_choose_batch_size_refuses_impossible_budgets(ch01):
     """1.2 choose_batch_size raises ValueError when nothing fits or nothing is left"""
@@ -132,6 +140,7 @@ def test_choose_batch_size_refuses_impossible_budgets(ch01):
 # Exercise 1.3 ------------------------------------------------------------------------------
 
 
+@pytest.mark.exercise("1.3")
 @pytest.mark.points(2)
 def test_preprocess_matches_training(ch01, portraits):
     """1.3 preprocess_upload reproduces the training preprocessing for a PNG portrait"""
@@ -145,6 +154,7 @@ def test_preprocess_matches_training(ch01, portraits):
         "normalisation must match exactly")
 
 
+@pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
 def test_preprocess_converts_colour_modes(ch01, portraits):
     """1.3 preprocess_upload accepts RGBA, grayscale and palette images"""
@@ -158,6 +168,7 @@ def test_preprocess_converts_colour_modes(ch01, portraits):
             f"a mode {mode} image must become 3 channels, got {tuple(tensor.shape)}")
 
 
+@pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
 def test_preprocess_resizes(ch01, portraits):
     """1.3 preprocess_upload resizes larger and non-square images to 64x64"""
@@ -168,6 +179,7 @@ def test_preprocess_resizes(ch01, portraits):
             f"a {size[0]}x{size[1]} JPEG gave shape {tuple(tensor.shape)}")
 
 
+@pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", ["empty", "text", "truncated"])
 def test_preprocess_rejects_bad_uploads(ch01, portraits, case):

@@ -73,6 +73,7 @@ def load_elsewhere(path: Path, inputs: list[torch.Tensor], tmp_path: Path) -> di
 
 # Exercise 2.1 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("2.1")
 @pytest.mark.points(3)
 def test_trace_loads_without_the_class(ch02, model, bright, tmp_path):
     """2.1 trace_and_save writes a file that runs, in eval mode, where the class is unknown"""
@@ -88,6 +89,7 @@ def test_trace_loads_without_the_class(ch02, model, bright, tmp_path):
             f"batch {size}: the loaded trace's outputs differ from the model's eval-mode outputs")
 
 
+@pytest.mark.exercise("2.1")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("mode", ["train", "eval"])
 def test_trace_leaves_the_model_mode(ch02, model, bright, tmp_path, mode):
@@ -98,6 +100,7 @@ def test_trace_leaves_the_model_mode(ch02, model, bright, tmp_path, mode):
         f"the model was in {mode} mode before the call and not after it: restore its mode")
 
 
+@pytest.mark.exercise("2.1")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", ["one image", "uint8 pixels"])
 def test_trace_rejects_bad_examples(ch02, model, bright, tmp_path, case):
@@ -116,6 +119,7 @@ def traced(module: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptMo
         return torch.jit.trace(module.eval(), example, check_trace=False)
 
 
+@pytest.mark.exercise("2.2")
 @pytest.mark.points(3)
 def test_finds_a_baked_branch(ch02, model, bright, dark):
     """2.2 find_disagreements finds the portraits a gate traced on a dark portrait gets wrong"""
@@ -130,6 +134,7 @@ def test_finds_a_baked_branch(ch02, model, bright, dark):
         "on each candidate alone and compare")
 
 
+@pytest.mark.exercise("2.2")
 @pytest.mark.points(1)
 def test_no_false_alarms(ch02, model, bright):
     """2.2 find_disagreements reports nothing for a faithful trace"""
@@ -138,6 +143,7 @@ def test_no_false_alarms(ch02, model, bright):
     assert list(found) == [], "a faithful trace of VampireNet was reported to disagree"
 
 
+@pytest.mark.exercise("2.2")
 @pytest.mark.points(1)
 def test_counts_a_trace_that_fails(ch02, model, bright):
     """2.2 find_disagreements counts the candidates on which the trace raises an error"""
@@ -148,6 +154,7 @@ def test_counts_a_trace_that_fails(ch02, model, bright):
         "a trace that raises on a candidate disagrees with the model there: catch the error")
 
 
+@pytest.mark.exercise("2.2")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", ["no candidates", "negative atol"])
 def test_disagreements_reject_bad_arguments(ch02, model, bright, case):
@@ -162,6 +169,7 @@ def test_disagreements_reject_bad_arguments(ch02, model, bright, case):
 
 # Exercise 2.3 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("2.3")
 @pytest.mark.points(2)
 def test_border_ready_matches_the_model(ch02, model, bright):
     """2.3 border_ready gives the model's eval-mode outputs at batch 1 and 17"""
@@ -177,6 +185,7 @@ def test_border_ready_matches_the_model(ch02, model, bright):
                 f"batch {len(batch)}: the outputs differ from the model's eval-mode outputs")
 
 
+@pytest.mark.exercise("2.3")
 @pytest.mark.points(2)
 def test_border_ready_is_frozen_and_saveable(ch02, model, bright, tmp_path):
     """2.3 border_ready returns a frozen module that survives save and load"""
@@ -194,6 +203,7 @@ def test_border_ready_is_frozen_and_saveable(ch02, model, bright, tmp_path):
             "after save and load, the outputs differ from the model's")
 
 
+@pytest.mark.exercise("2.3")
 @pytest.mark.points(1)
 def test_border_ready_rejects_bad_examples(ch02, model):
     """2.3 border_ready refuses an example that is not a batch of portraits, with ValueError"""

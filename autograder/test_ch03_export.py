@@ -55,6 +55,7 @@ def script(module: torch.nn.Module) -> torch.jit.ScriptModule:
         pytest.fail(f"torch.jit.script refused NightLantern:\n{message}", pytrace=False)
 
 
+@pytest.mark.exercise("3.1")
 @pytest.mark.points(2)
 def test_lantern_scripts(ch03, dim_portraits):
     """3.1 NightLantern compiles with torch.jit.script"""
@@ -65,6 +66,7 @@ def test_lantern_scripts(ch03, dim_portraits):
     assert isinstance(scripted, torch.jit.ScriptModule), "torch.jit.script did not give a module"
 
 
+@pytest.mark.exercise("3.1")
 @pytest.mark.points(3)
 @pytest.mark.parametrize("target", [None, 0.6])
 def test_lantern_matches_the_draft(ch03, dim_portraits, portraits, target):
@@ -97,6 +99,7 @@ def check_program(program: object, model: torch.nn.Module, batches: list[torch.T
             f"batch {len(batch)}: the program's outputs differ from the model's eval outputs")
 
 
+@pytest.mark.exercise("3.2")
 @pytest.mark.points(3)
 def test_export_accepts_batch_1_and_17(ch03, model, portraits):
     """3.2 export_dynamic_batch gives a program that runs batch 1 and batch 17"""
@@ -104,6 +107,7 @@ def test_export_accepts_batch_1_and_17(ch03, model, portraits):
     check_program(program, model, [portraits[:1], portraits])
 
 
+@pytest.mark.exercise("3.2")
 @pytest.mark.points(2)
 def test_export_from_a_batch_of_one(ch03, model, portraits):
     """3.2 export_dynamic_batch works when the example is a single portrait"""
@@ -111,6 +115,7 @@ def test_export_from_a_batch_of_one(ch03, model, portraits):
     check_program(program, model, [portraits[:1], portraits, torch.cat([portraits] * 2)[:32]])
 
 
+@pytest.mark.exercise("3.2")
 @pytest.mark.points(1)
 def test_export_uses_eval_mode(ch03, model, portraits):
     """3.2 export_dynamic_batch records the model in eval mode"""
@@ -131,6 +136,7 @@ RELOAD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.exercise("3.2")
 @pytest.mark.points(2)
 def test_exported_program_travels(ch03, model, portraits, tmp_path):
     """3.2 the exported program saves, and runs batch 1 and 17 in a process without the class"""
@@ -149,6 +155,7 @@ def test_exported_program_travels(ch03, model, portraits, tmp_path):
             f"batch {len(batch)}: the reloaded program's outputs differ from the model's")
 
 
+@pytest.mark.exercise("3.2")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", ["one image", "max_batch 1"])
 def test_export_rejects_bad_arguments(ch03, model, portraits, case):
@@ -170,6 +177,7 @@ def program() -> ExportedProgram:
                                dynamic_shapes=({0: Dim("batch", min=1, max=64)},))
 
 
+@pytest.mark.exercise("3.3")
 @pytest.mark.points(1)
 def test_check_batch_accepts_what_fits(ch03, program, portraits):
     """3.3 check_batch accepts batches the program can run"""
@@ -187,6 +195,7 @@ BAD_BATCHES = {
 }
 
 
+@pytest.mark.exercise("3.3")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("case", list(BAD_BATCHES))
 def test_check_batch_refuses(ch03, program, portraits, case):
@@ -196,6 +205,7 @@ def test_check_batch_refuses(ch03, program, portraits, case):
     assert str(raised.value).strip(), "the ValueError needs a message that says what is wrong"
 
 
+@pytest.mark.exercise("3.3")
 @pytest.mark.points(1)
 def test_check_batch_on_a_static_program(ch03, portraits):
     """3.3 check_batch holds a program exported without dynamic shapes to its one batch size"""

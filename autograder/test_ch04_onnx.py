@@ -67,6 +67,7 @@ def run_batch(session: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
 
 # Exercise 4.1 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("4.1")
 @pytest.mark.points(2)
 def test_export_writes_a_valid_named_model(ch04, model, tmp_path):
     """4.1 export_with_dynamic_batch writes a file that passes onnx.checker, with named I/O"""
@@ -84,6 +85,7 @@ def test_export_writes_a_valid_named_model(ch04, model, tmp_path):
         "the model must have exactly one output, named 'logits'")
 
 
+@pytest.mark.exercise("4.1")
 @pytest.mark.points(2)
 def test_export_has_a_dynamic_batch_axis(ch04, model, tmp_path):
     """4.1 the exported model runs batches of 1 and of 17 in ONNX Runtime"""
@@ -98,6 +100,7 @@ def test_export_has_a_dynamic_batch_axis(ch04, model, tmp_path):
         assert logits.shape == (size, 2), f"a batch of {size} gave logits of shape {logits.shape}"
 
 
+@pytest.mark.exercise("4.1")
 @pytest.mark.points(3)
 def test_export_matches_eager_in_onnxruntime(ch04, model, tmp_path):
     """4.1 the exported model's logits match the eager model's within 1e-4"""
@@ -116,6 +119,7 @@ def test_export_matches_eager_in_onnxruntime(ch04, model, tmp_path):
 
 # Exercise 4.2 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("4.2")
 @pytest.mark.points(2)
 def test_session_has_the_requested_settings(ch04, reference_onnx):
     """4.2 make_session uses the CPU provider, the requested threads and all optimisations"""
@@ -132,6 +136,7 @@ def test_session_has_the_requested_settings(ch04, reference_onnx):
     assert logits.shape == (3, 2), "the session cannot run the exported model"
 
 
+@pytest.mark.exercise("4.2")
 @pytest.mark.points(1)
 def test_session_for_a_missing_file_says_which(ch04, tmp_path):
     """4.2 make_session raises FileNotFoundError naming a missing model file"""
@@ -144,6 +149,7 @@ def test_session_for_a_missing_file_says_which(ch04, tmp_path):
 
 # Exercise 4.3 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("4.3")
 @pytest.mark.points(3)
 def test_border_detector_probabilities_match_eager(ch04, reference_onnx, eager, portraits):
     """4.3 BorderDetector.probabilities matches the eager Detector within 1e-5"""
@@ -158,6 +164,7 @@ def test_border_detector_probabilities_match_eager(ch04, reference_onnx, eager, 
         "the preprocessing the model was trained with (scale, channel order, normalisation)")
 
 
+@pytest.mark.exercise("4.3")
 @pytest.mark.points(2)
 def test_border_detector_predictions_match_eager(ch04, reference_onnx, eager, portraits):
     """4.3 BorderDetector.predict and predict_png give the eager Detector's predictions"""
@@ -175,6 +182,7 @@ def test_border_detector_predictions_match_eager(ch04, reference_onnx, eager, po
         "predict_png must decode the PNG and predict exactly as predict does")
 
 
+@pytest.mark.exercise("4.3")
 @pytest.mark.points(1)
 def test_border_detector_takes_any_batch_and_threads(ch04, reference_onnx, eager, portraits):
     """4.3 BorderDetector runs one portrait or 17, with the threads it was given"""
@@ -187,6 +195,7 @@ def test_border_detector_takes_any_batch_and_threads(ch04, reference_onnx, eager
             f"a batch of {size} portraits gave different labels from the eager detector")
 
 
+@pytest.mark.exercise("4.3")
 @pytest.mark.points(1)
 def test_border_detector_missing_model(ch04, tmp_path):
     """4.3 BorderDetector refuses a missing model file with FileNotFoundError"""
@@ -216,6 +225,7 @@ class DoctoredSession:
         return outputs
 
 
+@pytest.mark.exercise("4.4")
 @pytest.mark.points(2)
 def test_parity_report_on_a_faithful_export(ch04, model, reference_onnx):
     """4.4 parity_report measures every batch size and passes a faithful export"""
@@ -231,6 +241,7 @@ def test_parity_report_on_a_faithful_export(ch04, model, reference_onnx):
     assert report.ok, "a report within atol must be ok"
 
 
+@pytest.mark.exercise("4.4")
 @pytest.mark.points(2)
 def test_parity_report_finds_the_worst_batch(ch04, model, reference_onnx):
     """4.4 parity_report finds a discrepancy that appears at one batch size only"""
@@ -244,6 +255,7 @@ def test_parity_report_finds_the_worst_batch(ch04, model, reference_onnx):
     assert not report.ok, "a report with an error above atol must not be ok"
 
 
+@pytest.mark.exercise("4.4")
 @pytest.mark.points(1)
 def test_parity_report_compares_in_eval_mode(ch04, model, reference_onnx):
     """4.4 parity_report compares the exported model with the eager one in eval mode"""

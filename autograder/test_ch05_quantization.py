@@ -69,6 +69,7 @@ def drain(reader) -> list[dict[str, np.ndarray]]:
 NIGHT_AND_DAY = ("clean", "candlelight")
 
 
+@pytest.mark.exercise("5.1")
 @pytest.mark.points(2)
 def test_reader_gives_every_portrait_once_then_none(ch05):
     """5.1 MixedPortraitReader gives n portraits per population in batches, then None"""
@@ -83,6 +84,7 @@ def test_reader_gives_every_portrait_once_then_none(ch05):
                for b in batches), "each batch must be a float32 array (b, 3, 64, 64)"
 
 
+@pytest.mark.exercise("5.1")
 @pytest.mark.points(2)
 def test_reader_gives_preprocessed_training_portraits(ch05):
     """5.1 MixedPortraitReader's batches are each population's training portraits, preprocessed"""
@@ -96,6 +98,7 @@ def test_reader_gives_preprocessed_training_portraits(ch05):
         "model sees them: use the train split and exactly the serving preprocessing")
 
 
+@pytest.mark.exercise("5.1")
 @pytest.mark.points(1)
 def test_reader_rewinds(ch05):
     """5.1 after rewind, MixedPortraitReader starts again from its first batch"""
@@ -108,6 +111,7 @@ def test_reader_rewinds(ch05):
         "after rewind the reader should give the same batches again, from the first")
 
 
+@pytest.mark.exercise("5.1")
 @pytest.mark.points(2)
 def test_reader_calibrates_an_accurate_int8_model(ch05, fp32_path, held_out, fp32_accuracy,
                                                  tmp_path):
@@ -131,6 +135,7 @@ def student_int8(ch05, fp32_path, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.exercise("5.2")
 @pytest.mark.points(3)
 def test_quantized_model_really_is_int8(student_int8):
     """5.2 the quantized graph has 8-bit operators, and most weight bytes are 8-bit integers"""
@@ -147,6 +152,7 @@ def test_quantized_model_really_is_int8(student_int8):
         "activations")
 
 
+@pytest.mark.exercise("5.2")
 @pytest.mark.points(2)
 def test_quantized_model_is_small(student_int8, fp32_path):
     """5.2 the quantized file weighs at most 35% of the FP32 file"""
@@ -156,6 +162,7 @@ def test_quantized_model_is_small(student_int8, fp32_path):
         "look at what else than weights the file carries")
 
 
+@pytest.mark.exercise("5.2")
 @pytest.mark.points(3)
 def test_quantized_model_keeps_its_accuracy(student_int8, held_out, fp32_accuracy):
     """5.2 the quantized model loses at most 1 point of accuracy on 1000 held-out portraits"""
@@ -169,6 +176,7 @@ def test_quantized_model_keeps_its_accuracy(student_int8, held_out, fp32_accurac
         "calibrate on portraits like the traffic, and check the activation and weight types")
 
 
+@pytest.mark.exercise("5.2")
 @pytest.mark.points(1)
 def test_quantize_missing_model(ch05, tmp_path):
     """5.2 quantize_for_the_border raises FileNotFoundError naming a missing FP32 file"""
@@ -211,6 +219,7 @@ def column(rows: list[dict[str, object]], key: str) -> list[float]:
     return [float(row[key]) for row in rows]
 
 
+@pytest.mark.exercise("5.3")
 @pytest.mark.points(1)
 def test_report_has_one_row_per_model_and_the_columns(report, report_models):
     """5.3 border_report returns one row per model, in order, with the documented keys"""
@@ -222,6 +231,7 @@ def test_report_has_one_row_per_model_and_the_columns(report, report_models):
         "the row's keys (or their order) are not the documented ones")
 
 
+@pytest.mark.exercise("5.3")
 @pytest.mark.points(2)
 def test_report_sizes(report, report_models):
     """5.3 border_report's sizes are the files' sizes in MB, and ratios to the first file"""
@@ -232,6 +242,7 @@ def test_report_sizes(report, report_models):
         "'size ratio' must be each file's size divided by the first model's")
 
 
+@pytest.mark.exercise("5.3")
 @pytest.mark.points(2)
 def test_report_accuracy(report, report_models):
     """5.3 border_report measures each model's accuracy on the portraits it was given"""
@@ -242,6 +253,7 @@ def test_report_accuracy(report, report_models):
         "correctly (Renfield's model, which says 'human' to everyone, is in the list too)")
 
 
+@pytest.mark.exercise("5.3")
 @pytest.mark.points(2)
 def test_report_latencies(report):
     """5.3 border_report times each batch size and compares medians with the first model's"""

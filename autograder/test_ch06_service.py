@@ -53,6 +53,7 @@ def refusal(ch06, data: bytes, content_type: str | None, **limits) -> ServiceErr
 
 # Exercise 6.1 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("6.1")
 @pytest.mark.points(2)
 def test_read_portrait_decodes_png_and_jpeg(ch06, portraits):
     """6.1 read_portrait returns the portrait's pixels for a PNG, and an RGB array for a JPEG"""
@@ -65,6 +66,7 @@ def test_read_portrait_decodes_png_and_jpeg(ch06, portraits):
     assert jpeg.shape == (64, 64, 3), f"a JPEG gave an array of shape {jpeg.shape}"
 
 
+@pytest.mark.exercise("6.1")
 @pytest.mark.points(2)
 def test_read_portrait_converts_modes_and_sizes(ch06, portraits):
     """6.1 grayscale, palette and RGBA images become RGB; other sizes are resized to 64x64"""
@@ -77,6 +79,7 @@ def test_read_portrait_converts_modes_and_sizes(ch06, portraits):
     assert pixels.shape == (64, 64, 3), f"a 192x320 image gave an array of shape {pixels.shape}"
 
 
+@pytest.mark.exercise("6.1")
 @pytest.mark.points(3)
 def test_read_portrait_refuses_bad_uploads_with_the_right_status(ch06, portraits):
     """6.1 too large -> 413, wrong content type -> 415, not an image or truncated -> 422"""
@@ -94,6 +97,7 @@ def test_read_portrait_refuses_bad_uploads_with_the_right_status(ch06, portraits
         assert error.status == status, f"{name} got status {error.status}"
 
 
+@pytest.mark.exercise("6.1")
 @pytest.mark.points(2)
 def test_read_portrait_refuses_decompression_bombs_before_decoding(ch06):
     """6.1 an image over max_pixels gets a 422, without decoding it"""
@@ -136,6 +140,7 @@ async def submit_all(batcher, items: list[int]) -> list[object]:
     return results
 
 
+@pytest.mark.exercise("6.2")
 @pytest.mark.points(3)
 def test_batcher_groups_concurrent_requests(ch06):
     """6.2 eight concurrent requests with max_batch_size=4 make two model calls of four"""
@@ -149,6 +154,7 @@ def test_batcher_groups_concurrent_requests(ch06):
         "each caller must get the result for its own item")
 
 
+@pytest.mark.exercise("6.2")
 @pytest.mark.points(2)
 def test_batcher_closes_a_batch_after_max_wait(ch06):
     """6.2 a batch that never fills is sent after max_wait_s, in one call"""
@@ -162,6 +168,7 @@ def test_batcher_closes_a_batch_after_max_wait(ch06):
         f"three requests that arrive together should share one call, not {len(model.batches)}")
 
 
+@pytest.mark.exercise("6.2")
 @pytest.mark.points(2)
 def test_batcher_runs_the_model_off_the_event_loop(ch06):
     """6.2 the model runs on a worker thread, not on the event loop's thread"""
@@ -177,6 +184,7 @@ def test_batcher_runs_the_model_off_the_event_loop(ch06):
         "run_batch ran on the event loop's thread, which stops every other request meanwhile")
 
 
+@pytest.mark.exercise("6.2")
 @pytest.mark.points(3)
 def test_batcher_isolates_a_failing_request(ch06):
     """6.2 when one item of a batch fails, only its caller gets the error"""
@@ -205,6 +213,7 @@ class Gate(Predictor):
         return np.tile(np.array([[0.25, 0.75]], np.float32), (len(images), 1))
 
 
+@pytest.mark.exercise("6.3")
 @pytest.mark.points(2)
 def test_warden_is_ready_only_after_warming(ch06):
     """6.3 Warden.ready is False until warm() has run the predictor, True after"""
@@ -222,6 +231,7 @@ def test_warden_is_ready_only_after_warming(ch06):
     assert warden.ready is True, "after warm() the warden must be ready"
 
 
+@pytest.mark.exercise("6.3")
 @pytest.mark.points(2)
 def test_ready_endpoint_follows_the_warden(ch06):
     """6.3 GET /ready is 503 with the error body while warming, 200 once warm"""
@@ -255,6 +265,7 @@ def upload(client: TestClient, data: bytes, content_type: str = "image/png"):
     return client.post("/predict", files={"image": ("portrait", data, content_type)})
 
 
+@pytest.mark.exercise("6.4")
 @pytest.mark.points(3)
 def test_predict_answers_like_the_detector(ch06, client, portraits, eager):
     """6.4 POST /predict returns the eager detector's label and probability, and a latency"""
@@ -272,6 +283,7 @@ def test_predict_answers_like_the_detector(ch06, client, portraits, eager):
         assert body["latency_ms"] >= 0, "latency_ms must be a duration in milliseconds"
 
 
+@pytest.mark.exercise("6.4")
 @pytest.mark.points(3)
 def test_predict_refuses_bad_input_and_keeps_serving(ch06, client, portraits):
     """6.4 bad uploads get 413/415/422 with the one error body, and the service keeps serving"""
@@ -293,6 +305,7 @@ def test_predict_refuses_bad_input_and_keeps_serving(ch06, client, portraits):
         assert after.status_code == 200, f"after {name}, a good portrait got {after.status_code}"
 
 
+@pytest.mark.exercise("6.4")
 @pytest.mark.points(2)
 def test_predict_runs_the_model_off_the_event_loop(ch06):
     """6.4 the predictor runs on a worker thread, not on the event loop"""

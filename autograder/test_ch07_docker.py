@@ -60,6 +60,7 @@ def served_command(stage: list[Instruction]) -> list[str]:
     return command
 
 
+@pytest.mark.exercise("7.1")
 @pytest.mark.points(2)
 def test_dockerfile_passes_hadolint(dockerfile):
     """7.1 The Dockerfile passes hadolint, with no rule switched off"""
@@ -68,6 +69,7 @@ def test_dockerfile_passes_hadolint(dockerfile):
         f"line {f['line']}: {f['code']} {f['message']}" for f in findings)
 
 
+@pytest.mark.exercise("7.1")
 @pytest.mark.points(1)
 def test_image_runs_as_a_non_root_user(runtime):
     """7.1 The serving stage switches to a user that is not root"""
@@ -76,6 +78,7 @@ def test_image_runs_as_a_non_root_user(runtime):
     assert not user.startswith(("root:", "0:")), "the container would still run as root"
 
 
+@pytest.mark.exercise("7.1")
 @pytest.mark.points(2)
 def test_cmd_serves_the_factory_in_one_worker(runtime):
     """7.1 CMD runs the app factory with uvicorn, one worker, on every interface, port 8080"""
@@ -94,6 +97,7 @@ def test_cmd_serves_the_factory_in_one_worker(runtime):
     assert "8080" in exposed, "declare the port the service listens on with EXPOSE"
 
 
+@pytest.mark.exercise("7.1")
 @pytest.mark.points(1)
 def test_healthcheck_asks_the_liveness_endpoint(runtime):
     """7.1 HEALTHCHECK asks the service's liveness endpoint on the port it serves"""
@@ -105,6 +109,7 @@ def test_healthcheck_asks_the_liveness_endpoint(runtime):
     assert "--timeout" in check, "give the check a timeout, or a hung service hangs the check"
 
 
+@pytest.mark.exercise("7.1")
 @pytest.mark.points(2)
 def test_settings_and_threads_come_from_the_environment(runtime):
     """7.1 ENV sets the runtime, the model file, two threads, and where Python finds the code"""
@@ -123,6 +128,7 @@ def test_settings_and_threads_come_from_the_environment(runtime):
         "Python must find the copied vampire_detector package: set PYTHONPATH"
 
 
+@pytest.mark.exercise("7.1")
 @pytest.mark.points(1)
 def test_every_copy_source_is_in_the_build_context(dockerfile):
     """7.1 Everything the Dockerfile copies from the build context exists in the repository"""
@@ -137,6 +143,7 @@ def dockerignore(graded_file) -> str:
     return graded_file("ch07_docker/.dockerignore").read_text()
 
 
+@pytest.mark.exercise("7.2")
 @pytest.mark.points(2)
 def test_context_keeps_everything_the_image_copies(dockerignore):
     """7.2 With your .dockerignore, the context still holds every file the images copy"""
@@ -151,6 +158,7 @@ def test_context_keeps_everything_the_image_copies(dockerignore):
     assert not lost, f"the build context would lack {lost[:5]}"
 
 
+@pytest.mark.exercise("7.2")
 @pytest.mark.points(2)
 def test_context_leaves_out_everything_else(dockerignore, tmp_path):
     """7.2 Environments, caches, git, the book, secrets and new folders stay out of the context"""

@@ -80,6 +80,7 @@ def travellers(onnx_model) -> tuple[np.ndarray, list[str]]:
 
 # Exercise 8.1 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("8.1")
 @pytest.mark.points(2)
 def test_http_api_v2_predictions(handler, travellers):
     """8.1 HTTP API (v2) events with base64 portraits get the detector's verdicts"""
@@ -91,6 +92,7 @@ def test_http_api_v2_predictions(handler, travellers):
         assert body["label"] == label, "the handler's verdict differs from the detector's"
 
 
+@pytest.mark.exercise("8.1")
 @pytest.mark.points(2)
 def test_rest_api_v1_events(handler, travellers):
     """8.1 REST API (v1) events reach the same app: the probes and a prediction"""
@@ -104,6 +106,7 @@ def test_rest_api_v1_events(handler, travellers):
         f"POST /predict through a v1 event answered {status}: {body}"
 
 
+@pytest.mark.exercise("8.1")
 @pytest.mark.points(2)
 def test_model_is_loaded_once_and_stays_loaded(handler, travellers, loads):
     """8.1 The model loads once, when the handler is made, and survives between invocations"""
@@ -117,6 +120,7 @@ def test_model_is_loaded_once_and_stays_loaded(handler, travellers, loads):
     assert len(loads) == 1, f"the model was loaded {len(loads)} times for {len(images)} events"
 
 
+@pytest.mark.exercise("8.1")
 @pytest.mark.points(1)
 def test_a_letter_is_not_a_portrait(handler):
     """8.1 An upload that is not an image gets a 4xx with a reason, never a 500"""
@@ -133,6 +137,7 @@ def reference_break_even(container: float, ms: float, mb: int, gb_s: float, mill
     return container / per_request
 
 
+@pytest.mark.exercise("8.2")
 @pytest.mark.points(2)
 def test_break_even_requests(ch08):
     """8.2 break_even_requests compares a month of a container with Lambda's price per request"""
@@ -146,6 +151,7 @@ def test_break_even_requests(ch08):
             f"wrong break-even for a {container} USD/month container, {ms} ms at {mb} MB"
 
 
+@pytest.mark.exercise("8.2")
 @pytest.mark.points(1)
 def test_break_even_bills_whole_milliseconds(ch08):
     """8.2 Lambda bills every started millisecond: 12.2 ms costs what 13 ms costs"""

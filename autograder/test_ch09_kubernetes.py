@@ -38,6 +38,7 @@ def deployment(night_watch) -> Manifest:
     return find(night_watch, "Deployment", "night-watch")
 
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(2)
 def test_manifests_pass_strict_validation(night_watch):
     """9.1 The Service and the Deployment pass kubernetes-validate --strict"""
@@ -45,6 +46,7 @@ def test_manifests_pass_strict_validation(night_watch):
     assert not errors, "kubernetes-validate --strict rejects: " + "; ".join(errors)
 
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(1)
 def test_service_selects_the_pods(night_watch, deployment):
     """9.1 The Deployment's selector and the Service's both match the pods' labels"""
@@ -58,6 +60,7 @@ def test_service_selects_the_pods(night_watch, deployment):
     assert deployment["spec"].get("replicas", 1) >= 2, "one replica is one crash from an outage"
 
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(2)
 def test_probes_ask_the_right_endpoints_on_the_served_port(night_watch, deployment):
     """9.1 Liveness asks /health, readiness /ready, a startup probe exists, all on one port"""
@@ -76,6 +79,7 @@ def test_probes_ask_the_right_endpoints_on_the_served_port(night_watch, deployme
         assert port == served, f"the {probe} asks a port that the Service does not send to"
 
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(2)
 def test_resources_and_threads(deployment):
     """9.1 CPU and memory requests and limits are set, and the threads match the CPU limit"""
@@ -94,6 +98,7 @@ def test_resources_and_threads(deployment):
             f"{name} should give the model as many threads as the container has CPUs"
 
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(1)
 def test_pinned_image_and_non_root(deployment):
     """9.1 The image is the night shift's, pinned, and the container cannot run as root"""
@@ -116,6 +121,7 @@ def hpa(graded_file) -> Manifest:
     return find(docs, "HorizontalPodAutoscaler")
 
 
+@pytest.mark.exercise("9.2")
 @pytest.mark.points(1)
 def test_hpa_passes_strict_validation(hpa):
     """9.2 The HorizontalPodAutoscaler is autoscaling/v2 and passes strict validation"""
@@ -124,6 +130,7 @@ def test_hpa_passes_strict_validation(hpa):
     assert error is None, f"kubernetes-validate --strict rejects: {error}"
 
 
+@pytest.mark.exercise("9.2")
 @pytest.mark.points(2)
 def test_hpa_scales_the_night_watch_on_cpu(hpa):
     """9.2 It scales the night-watch Deployment between 2 and 12 replicas at 60% CPU"""
@@ -136,6 +143,7 @@ def test_hpa_scales_the_night_watch_on_cpu(hpa):
     assert cpu_target(spec) == 60, "scale on average CPU utilisation at the asked target"
 
 
+@pytest.mark.exercise("9.2")
 @pytest.mark.points(1)
 def test_hpa_waits_out_a_lull(hpa):
     """9.2 A lull shorter than five minutes never scales the night watch down"""

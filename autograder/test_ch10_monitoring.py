@@ -81,6 +81,7 @@ def family(scraped: dict, name: str, kind: str):
     return found
 
 
+@pytest.mark.exercise("10.1")
 @pytest.mark.points(2)
 def test_requests_are_counted_by_route_template(scraped):
     """10.1 gate_requests_total counts requests by route template, method and status"""
@@ -92,6 +93,7 @@ def test_requests_are_counted_by_route_template(scraped):
     assert count(requests, route="/inspect", method="POST", status="200") == 1
 
 
+@pytest.mark.exercise("10.1")
 @pytest.mark.points(1)
 def test_refusals_and_unknown_paths_are_counted(scraped):
     """10.1 A 4xx is counted with its status, and unknown paths share the label "unmatched\""""
@@ -102,6 +104,7 @@ def test_refusals_and_unknown_paths_are_counted(scraped):
         "every path that matches no route must be counted under the one label 'unmatched'"
 
 
+@pytest.mark.exercise("10.1")
 @pytest.mark.points(1)
 def test_latency_is_a_histogram_by_route(scraped):
     """10.1 gate_request_duration_seconds is a histogram labelled by route"""
@@ -144,6 +147,7 @@ def run_cases(rules: Path, cases: Path, folder: Path) -> None:
     assert result.returncode == 0, "promtool test rules failed: " + " | ".join(failed[:8])
 
 
+@pytest.mark.exercise("10.2")
 @pytest.mark.points(1)
 def test_rules_are_valid(rules):
     """10.2 promtool check rules accepts the file, and it defines both alerts"""
@@ -156,12 +160,14 @@ def test_rules_are_valid(rules):
         "define the alerts GateErrorBudgetBurn and GateSlowTail"
 
 
+@pytest.mark.exercise("10.2")
 @pytest.mark.points(1)
 def test_public_cases(rules, tmp_path):
     """10.2 Both alerts pass the cases in autograder/ch10/alerts_public_test.yml"""
     run_cases(rules, PUBLIC_CASES, tmp_path)
 
 
+@pytest.mark.exercise("10.2")
 @pytest.mark.points(2)
 @pytest.mark.parametrize("cases", ["ch10_errors_test.yml", "ch10_slow_test.yml"])
 def test_instructor_cases(rules, tmp_path, cases):
@@ -173,6 +179,7 @@ def test_instructor_cases(rules, tmp_path, cases):
 
 # Exercise 10.3 ------------------------------------------------------------------------------
 
+@pytest.mark.exercise("10.3")
 @pytest.mark.points(1)
 def test_psi_of_a_sample_against_itself_is_zero(ch10):
     """10.3 psi is 0 for identical samples, positive and growing for shifted ones"""
@@ -182,6 +189,7 @@ def test_psi_of_a_sample_against_itself_is_zero(ch10):
     assert 0 < small < large, "a larger shift must give a larger PSI"
 
 
+@pytest.mark.exercise("10.3")
 @pytest.mark.points(2)
 @pytest.mark.parametrize("bins", [10, 4])
 def test_psi_matches_the_definition(ch10, bins):
@@ -194,6 +202,7 @@ def test_psi_matches_the_definition(ch10, bins):
             "the PSI differs from the definition in the docstring (bins, edges or floor)"
 
 
+@pytest.mark.exercise("10.3")
 @pytest.mark.points(1)
 def test_psi_refuses_empty_samples(ch10):
     """10.3 psi raises ValueError for an empty sample"""
@@ -201,6 +210,7 @@ def test_psi_refuses_empty_samples(ch10):
         ch10.psi(np.arange(10.0), np.array([]))
 
 
+@pytest.mark.exercise("10.3")
 @pytest.mark.points(2)
 def test_the_alarm_rings_for_makeup_and_not_for_clean(ch10):
     """10.3 is_drifting stays quiet for clean crowds and rings for make-up"""

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-PLUGIN = (Path(__file__).resolve().parent.parent / "autograder" / "conftest.py").read_text()
+AUTOGRADER = Path(__file__).resolve().parent.parent / "autograder"
+PLUGIN_FILES = ("conftest.py", "sandbox.py", "sandbox_child.py", "results.py")
 
 SOLUTION = """
 import time, warnings
@@ -42,11 +43,13 @@ import pytest
 def ch09(implementation):
     return implementation("ch09")
 
+@pytest.mark.exercise("9.1")
 @pytest.mark.points(2)
 def test_answer(ch09):
     """9.1 the answer is right"""
     assert ch09.answer() == 42, "the answer is not the one the Count expects"
 
+@pytest.mark.exercise("9.3")
 @pytest.mark.points(1)
 def test_noisy(ch09):
     """9.3 warnings do not cost points"""
@@ -57,6 +60,7 @@ HANGING_TEST = '''
 """Chapter 10 — Patience."""
 import pytest
 
+@pytest.mark.exercise("9.2")
 @pytest.mark.points(3)
 @pytest.mark.timeout(1)
 def test_slow(implementation):
@@ -71,7 +75,8 @@ def course(pytester: pytest.Pytester) -> pytest.Pytester:
     for package, code in (("solutions", SOLUTION), ("exercises", STUB)):
         pytester.mkpydir(package).joinpath("ch09.py").write_text(textwrap.dedent(code))
     autograder = pytester.mkpydir("autograder")
-    autograder.joinpath("conftest.py").write_text(PLUGIN)
+    for name in PLUGIN_FILES:
+        autograder.joinpath(name).write_text((AUTOGRADER / name).read_text())
     autograder.joinpath("test_ch09_demo.py").write_text(TESTS)
     return pytester
 
@@ -177,6 +182,7 @@ FILE_TESTS = '''
 """Chapter 12 — Files."""
 import pytest
 
+@pytest.mark.exercise("12.1")
 @pytest.mark.points(2)
 def test_config(graded_file):
     """12.1 the config names the castle"""
@@ -195,3 +201,81 @@ def test_non_python_files_are_graded_and_their_stubs_fail_as_stubs(course):
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(["Exercise 12.1 is not implemented yet: write it in "
                                  "exercises/ch12/config.yaml"])
+
+
+def test_one_exercise_can_be_selected(course):
+    result = grade(course, "--impl=solutions", "--exercise", "9.3")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["Total*1/1*1/1*"])
+
+
+def test_a_graded_test_without_an_exercise_is_refused(course):
+    course.path.joinpath("autograder", "test_ch11_unmarked.py").write_text(
+        '"""Chapter 11."""\nimport pytest\n\n@pytest.mark.points(1)\ndef test_free():\n'
+        '    """11.1 free"""\n')
+    result = grade(course)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(['*test_free has no @pytest.mark.exercise("N.M") marker*'])
+
+
+WITHHELD_TESTS = '''
+"""Chapter 10 — Withheld."""
+import pytest
+
+@pytest.mark.exercise("10.2")
+@pytest.mark.points(4)
+def test_instructor_cases():
+    """10.2 the instructor's cases"""
+    pytest.skip("graded by your instructor with cases you have not seen")
+'''
+
+
+def test_withheld_cases_are_shown_and_not_counted(course):
+    course.path.joinpath("autograder", "test_ch10_withheld.py").write_text(WITHHELD_TESTS)
+    out = course.path / "results.json"
+    result = grade(course, "--impl=solutions", "--gradescope", str(out))
+    result.stdout.fnmatch_lines(["Chapter 10 — Withheld*0/0*0/0*(+1 graded by your instructor)",
+                                 "Total*2/2*3/3*",
+                                 "1 more test(s), 4 point(s), graded by your instructor*"])
+    assert json.loads(out.read_text())["score"] == 3
+
+
+SEALED_SOLUTION = "def area(radius):\n    return 3.14159265 * radius ** 2\n"
+SEALED_TESTS = '''
+"""Chapter 13 — Sealed."""
+import math
+import pytest
+
+@pytest.fixture(scope="module")
+def ch13(submission):
+    return submission("ch13")
+
+@pytest.mark.exercise("13.1")
+@pytest.mark.points(2)
+def test_area(ch13):
+    """13.1 the area of a circle"""
+    assert ch13.area(2.0) == pytest.approx(math.pi * 4)
+'''
+
+
+def test_sealed_code_is_graded_and_a_failing_approx_hides_the_expected_value(course):
+    course.path.joinpath("autograder", "test_ch13_sealed.py").write_text(SEALED_TESTS)
+    course.path.joinpath("solutions", "ch13.py").write_text(SEALED_SOLUTION)
+    course.path.joinpath("exercises", "ch13.py").write_text(
+        'def area(radius):\n    raise NotImplementedError('
+        '"Exercise 13.1 is not implemented yet: write it in exercises/ch13.py")\n')
+    grade(course, "--impl=solutions", "--exercise", "13.1").assert_outcomes(passed=1)
+    stubs = grade(course, "--exercise", "13.1")
+    stubs.stdout.fnmatch_lines(["Exercise 13.1 is not implemented yet*"])
+    course.path.joinpath("solutions", "ch13.py").write_text(SEALED_SOLUTION.replace("2\n", "3\n"))
+    result = grade(course, "--impl=solutions", "--exercise", "13.1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*A check of your result failed.*"])
+    assert "12.56" not in result.stdout.str()  # pi * 4, the expected value
+
+
+def test_a_stale_results_file_is_removed_first(course):
+    out = course.path / "results.json"
+    out.write_text(json.dumps({"score": 999, "tests": []}))
+    grade(course, "--impl=nowhere", "--gradescope", str(out))
+    assert not out.exists()

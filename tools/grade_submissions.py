@@ -4,9 +4,18 @@
     python tools/grade_submissions.py submissions/ --chapters 3 4   # this week's chapters only
 
 ``submissions/`` holds one folder per student, named after the student, containing that
-student's chNN_*.py files (directly, or inside an exercises/ folder). Each student is graded in a
-separate pytest process, so one submission that crashes or hangs cannot affect another.
-Written: ``grades/<student>/results.json`` and ``grades/grades.csv`` (points per chapter, total).
+student's chNN_*.py files (directly, or inside an exercises/ folder). Written:
+``grades/<student>/results.json`` and ``grades/grades.csv`` (points per chapter, total, and a
+note saying why a student scored nothing when grading failed).
+
+Each student is graded by a separate pytest process, in its own session, on a fresh copy of the
+submission, under a wall-clock limit, and the whole process group is killed when it ends. That
+process writes its results into a folder of its own; this one reads them, checks them against
+the catalogue of graded tests (names and points, collected before any student code ran), clamps
+every score to its test's points and writes every file itself, after the whole class is graded.
+A student whose grading crashes, hangs or writes nonsense scores 0 with a reason; the class run
+goes on. In sealed chapters (see autograder/sandbox.py) the student's code runs in a sandboxed
+child of that pytest process and cannot reach the results at all.
 """
 
 from __future__ import annotations
@@ -15,12 +24,18 @@ import argparse
 import contextlib
 import csv
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TIME_LIMIT_S = 30 * 60  # per student; each test also has its own timeout
+sys.path.insert(0, str(ROOT))
+from autograder.results import results_problems  # noqa: E402  (the one results schema)
 
 
 def graded_folder(submission: Path) -> Path:
@@ -40,22 +55,84 @@ def chapter_tests(chapters: list[int] | None) -> list[Path]:
     return [path for files in found for path in files]
 
 
-def grade_one(submission: Path, results: Path, tests: list[Path]) -> dict:
-    """Run the autograder's ``tests`` on one submission; return its Gradescope results."""
-    results.parent.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pytest", *map(str, tests), "-q",
-               "-p", "no:cacheprovider", f"--impl={graded_folder(submission)}",
-               f"--gradescope={results}"]
-    with contextlib.suppress(subprocess.TimeoutExpired):  # reported below: no results
-        subprocess.run(command, cwd=ROOT, capture_output=True, timeout=TIME_LIMIT_S)
-    if not results.exists():
-        return {"score": 0, "tests": [], "output": "grading did not finish"}
-    return json.loads(results.read_text())
+def run_pytest(arguments: list[str], time_limit_s: float) -> bool:
+    """Run pytest in its own session; kill its whole group at the end. False when cut short.
+
+    Only the plugins grading needs are loaded: the others installed for the book (nbval and
+    friends) would cost seconds per student.
+    """
+    command = [sys.executable, "-m", "pytest", *arguments, "-q", "-p", "no:cacheprovider",
+               "-p", "pytest_timeout"]
+    process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True,
+                               env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    try:
+        process.wait(timeout=time_limit_s)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def catalogue(tests: list[str]) -> list[tuple[str, float]]:
+    """Every graded test's name and points, in order, collected before any student's code runs.
+
+    Names may repeat (a parametrized test has one docstring), so tests are matched by position.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        listing = Path(folder) / "catalogue.json"
+        run_pytest([*tests, "--collect-only", "--impl=exercises", f"--gradescope={listing}"],
+                   TIME_LIMIT_S)
+        return [(test["name"], float(test["max_score"]))
+                for test in json.loads(listing.read_text())["tests"]]
+
+
+def grade_one(submission: Path, tests: list[str], points: list[tuple[str, float]],
+              time_limit_s: float = TIME_LIMIT_S) -> dict:
+    """Grade one submission; its results, checked against ``points``, with a note on failure."""
+    with tempfile.TemporaryDirectory(prefix="grading-") as folder:
+        copy, results = Path(folder) / "submission", Path(folder) / "out" / "results.json"
+        shutil.copytree(graded_folder(submission), copy, symlinks=False)
+        results.parent.mkdir()
+        finished = run_pytest([*tests, f"--impl={copy}", f"--gradescope={results}"],
+                              time_limit_s)
+        if not finished:
+            return zero(points, f"grading did not finish within {time_limit_s:g} s")
+        try:
+            found = json.loads(results.read_text())
+        except (OSError, ValueError) as error:
+            return zero(points, f"no readable results ({type(error).__name__})")
+    problems = results_problems(found)
+    return zero(points, "invalid results: " + problems[0]) if problems else checked(found, points)
+
+
+def checked(found: dict, points: list[tuple[str, float]]) -> dict:
+    """The catalogue's tests, each with the score found for it, clamped to its points."""
+    tests = []
+    for number, (name, most) in enumerate(points):
+        test = found["tests"][number] if number < len(found["tests"]) else {}
+        if test.get("name") != name:
+            test = {"score": 0.0, "status": "failed", "output": "not graded"}
+        tests.append({"name": name, "max_score": most, "status": test["status"],
+                      "score": min(max(float(test["score"]), 0.0), most),
+                      "output": str(test["output"])[:4000], "visibility": "visible"})
+    return {"score": sum(test["score"] for test in tests), "tests": tests, "note": ""}
+
+
+def zero(points: list[tuple[str, float]], reason: str) -> dict:
+    """Results that give nothing, and say why."""
+    tests = [{"name": name, "max_score": most, "score": 0.0, "status": "failed",
+              "output": reason, "visibility": "visible"} for name, most in points]
+    return {"score": 0.0, "tests": tests, "output": reason, "note": reason}
 
 
 def chapter_points(results: dict) -> dict[str, float]:
     """Points per chapter; test names start with their chapter's title."""
-    points: dict[str, float] = {}
+    points: list[tuple[str, float]] = {}
     for test in results["tests"]:
         chapter = test["name"].split(": ", 1)[0]
         points[chapter] = points.get(chapter, 0.0) + test["score"]
@@ -67,12 +144,22 @@ def write_csv(rows: dict[str, dict], path: Path) -> None:
                        chapter_points(results)})
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["student", *chapters, "total", "out of"])
+        writer.writerow(["student", *chapters, "total", "out of", "note"])
         for student, results in sorted(rows.items()):
             points = chapter_points(results)
             possible = sum(test["max_score"] for test in results["tests"])
             writer.writerow([student, *(points.get(c, 0) for c in chapters),
-                             results["score"], possible])
+                             results["score"], possible, results.get("note", "")])
+
+
+def write_results(rows: dict[str, dict], out: Path) -> None:
+    """Every file, written by this process once the class is graded (stale ones replaced)."""
+    for student, results in rows.items():
+        folder = out / student
+        folder.mkdir(parents=True, exist_ok=True)
+        document = {key: value for key, value in results.items() if key != "note"}
+        (folder / "results.json").write_text(json.dumps(document, indent=2))
+    write_csv(rows, out / "grades.csv")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the results (default: grades/)")
     parser.add_argument("--chapters", type=int, nargs="+", metavar="N",
                         help="grade only these chapters (default: every chapter)")
+    parser.add_argument("--exercise", action="append", default=[], metavar="N.M",
+                        help="grade only this exercise (repeat for several)")
+    parser.add_argument("--time-limit", type=float, default=TIME_LIMIT_S, metavar="S",
+                        help=f"seconds per student (default: {TIME_LIMIT_S})")
     args = parser.parse_args(argv)
     try:
         tests = chapter_tests(args.chapters)
@@ -95,13 +186,15 @@ def main(argv: list[str] | None = None) -> int:
     if not students:
         print(f"error: {args.submissions} has no student folders", file=sys.stderr)
         return 2
+    tests = [*map(str, tests), *(f"--exercise={number}" for number in args.exercise)]
+    points = catalogue(tests)
     rows = {}
     for submission in students:
-        rows[submission.name] = grade_one(submission.resolve(),
-                                          (args.out / submission.name / "results.json").resolve(),
-                                          tests)
-        print(f"{submission.name}: {rows[submission.name]['score']:g} points")
-    write_csv(rows, args.out / "grades.csv")
+        rows[submission.name] = grade_one(submission.resolve(), tests, points, args.time_limit)
+        note = rows[submission.name]["note"]
+        print(f"{submission.name}: {rows[submission.name]['score']:g} points"
+              + (f" ({note})" if note else ""))
+    write_results(rows, args.out)
     print(f"wrote {args.out / 'grades.csv'}")
     return 0
 
