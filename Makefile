@@ -8,14 +8,14 @@ CHAPTERS := $(wildcard book/*.md)
 # nbval keeps the outputs it ran for the book build (the student release has no tools/)
 RECORD := $(if $(wildcard tools/nbval_record.py),-p tools.nbval_record --record-outputs)
 
-.PHONY: help env book test lint unit grade stubs sync notebooks book-cache browser notebooks-sync \
-	weights-cache \
-	exercises weights screenshots serve bench lock clean
+.PHONY: help env book test lint unit grade stubs student-check sync notebooks book-cache browser \
+	notebooks-sync weights-cache exercises weights screenshots serve bench lock clean
 
 help:
 	@echo "make book       build the HTML book into _build/html"
 	@echo "make test       run every check that CI runs, the book build and a browser check included"
 	@echo "make exercises  regenerate exercises/ from solutions/"
+	@echo "make student-check  the student edition's README commands, on its stubs and on the answers"
 	@echo "make notebooks-sync  rewrite the chapters' Colab notebooks (book/*.ipynb)"
 	@echo "make weights    retrain the committed VampireNet weights"
 	@echo "make lock       re-resolve requirements.txt into constraints.txt (every package pinned)"
@@ -37,7 +37,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 book: $(STAMP) weights-cache
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
 
-test: lint weights-cache unit grade stubs sync notebooks book-cache book browser
+test: lint weights-cache unit grade stubs student-check sync notebooks book-cache book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -59,6 +59,11 @@ stubs: $(STAMP)
 	$(BIN)/python -m pytest autograder --impl=exercises --gradescope _build/stubs.json -q \
 		> _build/stubs.log || [ $$? -eq 1 ] || { cat _build/stubs.log; exit 1; }
 	$(BIN)/python tools/check_stubs.py _build/stubs.json
+
+# The student edition (tools/student_release.py), built twice and used as its README says: its
+# stubs must score 0 and the reference answers pasted in full marks. It reuses this .venv.
+student-check: $(STAMP)
+	$(BIN)/python tools/check_student_edition.py --venv $(VENV)
 
 sync: $(STAMP)
 	$(BIN)/python tools/make_exercises.py --check

@@ -33,10 +33,12 @@ def read_portrait(data: bytes, content_type: str | None, *, max_bytes: int = 1_0
     """Exercise 6.1: untrusted upload bytes to an RGB ``uint8`` portrait ``(size, size, 3)``.
 
     Refuse with ``ServiceError(status, code, message)``: 413 when ``data`` has more than
-    ``max_bytes`` bytes; 415 when ``content_type`` is not one of ``FORMATS``; 422 when the bytes
-    are not an image of that format, are truncated or corrupt, or would decode to more than
-    ``max_pixels`` pixels (a decompression bomb: refuse it *before* decoding). Convert
-    grayscale, palette and RGBA images to RGB, and resize to ``size`` x ``size``.
+    ``max_bytes`` bytes; 415 when ``content_type`` is not one of ``FORMATS``, or when the bytes
+    hold an image of another format than the one declared; 422 when the bytes are not a PNG or
+    JPEG image at all, are truncated or corrupt, or would decode to more than ``max_pixels``
+    pixels (a decompression bomb: refuse it *before* decoding). Convert grayscale, palette and
+    RGBA images to RGB, crop an oblong image to its centred square, and scale it to ``size`` x
+    ``size``.
     """
     # Hint: Image.open only reads the header; image.size is known before any pixel is decoded.
     # Hint: image.load() decodes every pixel, and raises OSError on a truncated file.
@@ -155,6 +157,6 @@ def create_app(load: Callable[[], Predictor], *, max_bytes: int = 1_000_000,
         """
         # Hint: anyio.to_thread.run_sync(fn, *args) runs fn on a worker thread and awaits it.
         raise NotImplementedError(
-            "Exercise 6.1 is not implemented yet: write it in exercises/ch06_service.py")
+            "Exercise 6.4 is not implemented yet: write it in exercises/ch06_service.py")
 
     return app

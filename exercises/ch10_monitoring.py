@@ -28,6 +28,7 @@ def instrument(app: FastAPI, registry: CollectorRegistry) -> None:
     with their own status code.
     """
     # Hint: @app.middleware("http") wraps every request; request.scope["route"] is the matched
+    # route once call_next has returned (it is missing when nothing matched).
     raise NotImplementedError(
         "Exercise 10.1 is not implemented yet: write it in exercises/ch10_monitoring.py")
 

@@ -33,10 +33,12 @@ def read_portrait(data: bytes, content_type: str | None, *, max_bytes: int = 1_0
     """Exercise 6.1: untrusted upload bytes to an RGB ``uint8`` portrait ``(size, size, 3)``.
 
     Refuse with ``ServiceError(status, code, message)``: 413 when ``data`` has more than
-    ``max_bytes`` bytes; 415 when ``content_type`` is not one of ``FORMATS``; 422 when the bytes
-    are not an image of that format, are truncated or corrupt, or would decode to more than
-    ``max_pixels`` pixels (a decompression bomb: refuse it *before* decoding). Convert
-    grayscale, palette and RGBA images to RGB, and resize to ``size`` x ``size``.
+    ``max_bytes`` bytes; 415 when ``content_type`` is not one of ``FORMATS``, or when the bytes
+    hold an image of another format than the one declared; 422 when the bytes are not a PNG or
+    JPEG image at all, are truncated or corrupt, or would decode to more than ``max_pixels``
+    pixels (a decompression bomb: refuse it *before* decoding). Convert grayscale, palette and
+    RGBA images to RGB, crop an oblong image to its centred square, and scale it to ``size`` x
+    ``size``.
     """
     # BEGIN SOLUTION
     # Hint: Image.open only reads the header; image.size is known before any pixel is decoded.
@@ -47,9 +49,12 @@ def read_portrait(data: bytes, content_type: str | None, *, max_bytes: int = 1_0
     if media not in FORMATS:
         raise ServiceError(415, "unsupported_media_type", "send a PNG or JPEG image")
     try:
-        image = Image.open(io.BytesIO(data), formats=[FORMATS[media]])
+        image = Image.open(io.BytesIO(data), formats=list(FORMATS.values()))
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
-        raise ServiceError(422, "undecodable", f"the file is not a {media} image") from error
+        raise ServiceError(422, "undecodable", "the file is not a PNG or JPEG image") from error
+    if image.format != FORMATS[media]:
+        raise ServiceError(415, "format_mismatch", f"the file was declared as {media} but holds "
+                           f"a {image.format} image")
     width, height = image.size
     if width * height > max_pixels:
         raise ServiceError(422, "too_many_pixels", f"{width}x{height} is too many pixels")

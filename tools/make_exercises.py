@@ -4,9 +4,12 @@
     python tools/make_exercises.py --check   # exit 1 if exercises/ is not what it would write
 
 solutions/ is the single source of every exercise. In it, the lines between ``# BEGIN SOLUTION``
-and ``# END SOLUTION`` are the answer; the nearest "Exercise N.M" above a region names it. In
-the stub, a Python region becomes a ``raise NotImplementedError`` naming the exercise, any other
-file gets a TODO comment, and comment lines starting with ``# Hint`` survive in both.
+and ``# END SOLUTION`` are the answer. A region belongs to the nearest exercise *title* above
+it, an "Exercise N.M:" with its colon (a docstring's first line, a comment heading); a mention
+without the colon, such as "your read_portrait (Exercise 6.1)", only points elsewhere and names
+nothing. In the stub, a Python region becomes a ``raise NotImplementedError`` naming the
+exercise, any other file gets a TODO comment, and hints survive in both: a comment starting with
+``# Hint`` together with the comment lines right below it, so that a long hint is kept whole.
 """
 
 from __future__ import annotations
@@ -22,12 +25,27 @@ ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION\s*$")
 END = re.compile(r"^\s*# END SOLUTION\s*$")
 HINT = re.compile(r"^\s*# Hint\b")
-EXERCISE = re.compile(r"Exercise (\d+\.\d+)")
+COMMENT = re.compile(r"^\s*#")
+EXERCISE = re.compile(r"Exercise (\d+\.\d+):")
 SKIPPED = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
 
 class MarkerError(ValueError):
     """A solution file whose regions cannot be turned into stubs."""
+
+
+def hint_lines(lines: list[str]) -> list[str]:
+    """The hints among ``lines``: each ``# Hint`` line and the comment lines that continue it.
+
+    A hint wrapped over two lines must reach the student whole, not cut after its first line.
+    """
+    hints: list[str] = []
+    in_hint = False
+    for line in lines:
+        in_hint = bool(HINT.match(line) or (in_hint and COMMENT.match(line)))
+        if in_hint:
+            hints.append(line)
+    return hints
 
 
 def stub(indent: str, exercise: str, hints: list[str], path: Path) -> list[str]:
@@ -49,7 +67,8 @@ def strip_solutions(text: str, path: Path) -> str:
         if region is None:
             if match := BEGIN.match(line):
                 if exercise is None:
-                    raise MarkerError(f"{path}:{number}: no 'Exercise N.M' above this region")
+                    raise MarkerError(f"{path}:{number}: no 'Exercise N.M:' title above this "
+                                      "region")
                 region, indent = [], match["indent"]
                 continue
             if END.match(line):
@@ -58,7 +77,7 @@ def strip_solutions(text: str, path: Path) -> str:
                 exercise = found[1]
             out.append(line)
         elif END.match(line):
-            out += stub(indent, exercise, [hint for hint in region if HINT.match(hint)], path)
+            out += stub(indent, exercise, hint_lines(region), path)
             region = None
         elif BEGIN.match(line):
             raise MarkerError(f"{path}:{number}: BEGIN SOLUTION inside another region")
