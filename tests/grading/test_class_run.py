@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import BWRAP
 from tools import grade_submissions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +34,7 @@ def grade(submissions: Path, out: Path, *extra: str) -> dict[str, dict]:
     return {row["student"]: row for row in csv.DictReader((out / "grades.csv").open())}
 
 
-@pytest.mark.skipif(BWRAP is None, reason="bubblewrap (bwrap) is not installed")
+@pytest.mark.usefixtures("bwrap_installed")
 def test_attacks_on_the_results_change_nothing(tmp_path):
     """atexit rewriting results, planting another student's file, exiting early, patching numpy.
 

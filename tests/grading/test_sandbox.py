@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder.sandbox import BWRAP, Limits, Sandbox, SandboxError, process_limit
+from autograder.sandbox import Limits, Sandbox, SandboxError, process_limit
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTION = ROOT / "solutions" / "ch11_capstone.py"
@@ -93,7 +93,7 @@ ATTACKS = textwrap.dedent(f"""
         return "fine"
 """)
 
-needs_bwrap = pytest.mark.skipif(BWRAP is None, reason="bubblewrap (bwrap) is not installed")
+needs_bwrap = pytest.mark.usefixtures("bwrap_installed")
 
 
 @pytest.fixture
