@@ -158,8 +158,8 @@
 
   async function start() {
     if (location.protocol === "file:") {
-      throw new Error("browsers do not let a page opened from a file load WebAssembly modules; " +
-                      "serve the book instead, e.g. python -m http.server -d _build/html");
+      throw new Error("a page opened from a file may not fetch the model and the WebAssembly " +
+                      "runtime; serve the book instead, e.g. python -m http.server -d _build/html");
     }
     if (typeof ort === "undefined") {
       throw new Error("ONNX Runtime Web is missing from this build of the book: " +
