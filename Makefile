@@ -9,10 +9,10 @@ CHAPTERS := $(wildcard book/*.md)
 RECORD := $(if $(wildcard tools/nbval_record.py),-p tools.nbval_record --record-outputs)
 
 .PHONY: help env book test lint unit grade stubs student-check sync notebooks book-cache browser \
-	notebooks-sync weights-cache exercises weights screenshots serve bench lock clean
+	notebooks-sync weights-cache exercises weights screenshots serve bench lock clean web-demo
 
 help:
-	@echo "make book       build the HTML book into _build/html"
+	@echo "make book       build the HTML book into _build/html (needs npm for the in-browser demo)"
 	@echo "make test       run every check that CI runs, the book build and a browser check included"
 	@echo "make exercises  regenerate exercises/ from solutions/"
 	@echo "make student-check  the student edition's README commands, on its stubs and on the answers"
@@ -34,8 +34,18 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
-book: $(STAMP) weights-cache
+book: $(STAMP) weights-cache web-demo
 	$(BIN)/jupyter-book build . --warningiserror --keep-going
+
+# The edge chapter's in-browser detector: onnxruntime-web from npm (pinned by web/package-lock.json;
+# npm keeps its downloads in ~/.npm, which CI may cache), then the model, portraits and runtime
+# files in web/site/edge-demo/, which the book ships beside its pages.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the in-browser demo: apt-get install npm"; exit 1; }
+	npm ci --prefix web --ignore-scripts --no-audit --no-fund
+
+web-demo: $(STAMP) web/node_modules/.package-lock.json
+	$(BIN)/python web/build_demo.py
 
 test: lint weights-cache unit grade stubs student-check sync notebooks book-cache book browser
 

@@ -1,0 +1,1 @@
+"""The in-browser detector of the edge chapter: its build script (the page itself is in site/)."""
