@@ -14,8 +14,10 @@ import tomllib
 import vampire_detector
 
 PACKAGE = Path(vampire_detector.__file__).parent
-EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping"}  # subpackage: extra
+EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping",
+            "edge": "edge"}  # part of the library: its extra
 SERVING_ADAPTER = "torch_serving.py"  # a core module around the service: it needs both
+EDGE = "edge.py"  # ExecuTorch is large, so Chapter 10b's module has an extra of its own
 
 
 def requirement_names(requirements: list[str], extras: dict[str, list[str]]) -> set[str]:
@@ -37,7 +39,9 @@ def normal(name: str) -> str:
 
 def part_files(part: str) -> list[Path]:
     if part == "core":
-        return [p for p in PACKAGE.glob("*.py") if p.name != SERVING_ADAPTER]
+        return [p for p in PACKAGE.glob("*.py") if p.name not in (SERVING_ADAPTER, EDGE)]
+    if part == "edge":
+        return [PACKAGE / EDGE]
     return [*(PACKAGE / part).rglob("*.py"), *([PACKAGE / SERVING_ADAPTER] * (part == "service"))]
 
 
