@@ -35,3 +35,12 @@ def test_figure_gives_one_axes_per_column_in_the_theme_colours():
     plots.series(axes[0], [1, 2], [3, 4], "first")
     assert axes[0].lines[0].get_color() == plots.COLOURS[0]
     assert fig.get_facecolor()[3] == 0
+
+
+def test_grouped_bars_draw_one_bar_per_group_and_series():
+    _, (ax,) = plots.figure()
+    plots.grouped_bars(ax, ["batch 1", "batch 32"], {"a": [1.0, 2.0], "b": [3.0, 4.0],
+                                                      "c": [5.0, 6.0]})
+    heights = sorted(bar.get_height() for bar in ax.patches)
+    assert heights == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["batch 1", "batch 32"]

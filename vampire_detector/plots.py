@@ -92,6 +92,21 @@ def bars(ax: Axes, names: Sequence[str], values: Sequence[float], *,
     ax.grid(axis="y", visible=False)
 
 
+def grouped_bars(ax: Axes, groups: Sequence[str], values: dict[str, Sequence[float]], *,
+                 fmt: str = "{:.2f}") -> None:
+    """Vertical bars: one group per entry of ``groups``, one bar per series of ``values``."""
+    width = 0.8 / max(len(values), 1)
+    positions = np.arange(len(groups))
+    for i, (label, heights) in enumerate(values.items()):
+        offsets = positions - 0.4 + width * (i + 0.5)
+        ax.bar(offsets, list(heights), width, label=label, color=COLOURS[i % len(COLOURS)])
+        for x, height in zip(offsets, heights, strict=True):
+            ax.annotate(fmt.format(height), (x, height), xytext=(0, 2), ha="center",
+                        textcoords="offset points", color=GREY, fontsize=7)
+    ax.set_xticks(positions, list(groups))
+    ax.grid(axis="x", visible=False)
+
+
 def threshold(ax: Axes, value: float, label: str, *, colour: str = COLOURS[5]) -> None:
     """A horizontal line marking a limit (an alert threshold, an objective)."""
     ax.axhline(value, color=colour, linestyle="--", linewidth=1.2, label=label)
