@@ -44,3 +44,11 @@ def test_grouped_bars_draw_one_bar_per_group_and_series():
     heights = sorted(bar.get_height() for bar in ax.patches)
     assert heights == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
     assert [label.get_text() for label in ax.get_xticklabels()] == ["batch 1", "batch 32"]
+
+
+def test_an_outside_legend_belongs_to_the_figure():
+    fig, (ax,) = plots.figure()
+    plots.series(ax, [1, 2], [3, 4], "measured")
+    plots.legend(ax, outside=True)
+    assert ax.get_legend() is None and [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "measured"]

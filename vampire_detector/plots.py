@@ -112,6 +112,10 @@ def threshold(ax: Axes, value: float, label: str, *, colour: str = COLOURS[5]) -
     ax.axhline(value, color=colour, linestyle="--", linewidth=1.2, label=label)
 
 
-def legend(ax: Axes, **options) -> None:
-    """The legend, in the theme's grey."""
-    ax.legend(labelcolor=GREY, fontsize=8, frameon=False, **options)
+def legend(ax: Axes, *, outside: bool = False, **options) -> None:
+    """The legend, in the theme's grey; ``outside``: right of the plot, where it hides nothing."""
+    style = {"labelcolor": GREY, "fontsize": 8, "frameon": False, **options}
+    if outside:
+        ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside right upper", **style)
+    else:
+        ax.legend(**style)
