@@ -52,3 +52,9 @@ def test_an_outside_legend_belongs_to_the_figure():
     plots.legend(ax, outside=True)
     assert ax.get_legend() is None and [t.get_text() for t in fig.legends[0].get_texts()] == [
         "measured"]
+
+
+def test_figure_lists_a_grid_of_axes_row_by_row():
+    _, axes = plots.figure(3, nrows=2)
+    assert len(axes) == 6
+    assert [ax.get_subplotspec().rowspan.start for ax in axes] == [0, 0, 0, 1, 1, 1]

@@ -30,15 +30,16 @@ THEME = {
 }
 
 
-def figure(ncols: int = 1, *, width: float = 6.4, height: float = 3.4) -> tuple[Figure, list[Axes]]:
-    """A themed figure with ``ncols`` side-by-side axes."""
+def figure(ncols: int = 1, *, nrows: int = 1, width: float = 6.4,
+           height: float = 3.4) -> tuple[Figure, list[Axes]]:
+    """A themed figure with ``nrows`` x ``ncols`` axes, listed row by row."""
     from cycler import cycler
     from matplotlib import rc_context
 
     theme = {**THEME, "axes.prop_cycle": cycler(color=COLOURS)}
     with rc_context(theme):
         fig = Figure(figsize=(width, height), layout="constrained")
-        axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+        axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(nrows * ncols)]
     return fig, axes
 
 
