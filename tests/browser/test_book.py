@@ -69,6 +69,35 @@ def test_chapter_one_shows_accuracy_and_timing_tables(browser, site):
     assert any("p99 ms" in header and "items/s" in header for header in headers)
 
 
+# The figures each page draws from its own measurements, by the caption printed under each.
+FIGURES = {
+    "book/01_detector": ["Figure 1.1", "Figure 1.2"],
+    "book/02_tracing": ["Figure 2.1"],
+    "book/03_export": ["Figure 3.1"],
+    "book/04_onnx": ["Figure 4.1"],
+    "book/05_quantization": ["Figure 5.1"],
+    "book/06_service": ["Figure 6.1", "Figure 6.2"],
+    "book/07_docker": ["Figure 7.1"],
+    "book/08_lambda": ["Figure 8.1"],
+    "book/09_kubernetes": ["Figure 9.1"],
+    "book/10_monitoring": ["Figure 10.1"],
+    "book/11_capstone": ["Figure 11.1", "Figure 11.2", "Figure 11.3"],
+}
+
+
+@pytest.mark.parametrize("page", sorted(FIGURES))
+def test_every_figure_is_drawn_above_its_caption(browser, site, page):
+    dom = render(browser, f"{site}/{page}.html")
+    for figure in FIGURES[page]:
+        caption = next((p for p in dom.select("main p") if p.get_text().startswith(figure)),
+                       None)
+        assert caption is not None, f"{page}: no caption for {figure}"
+        cell = caption.find_previous("div", class_="cell")
+        image = cell.select_one("div.cell_output img") if cell else None
+        assert image is not None, f"{page}: {figure} has no image in the cell above its caption"
+        assert image.get("src", "").endswith(".png"), f"{page}: {figure} is not a PNG image"
+
+
 def test_search_finds_the_chapters(browser, site):
     dom = render(browser, f"{site}/search.html?q=vampire", wait_ms=8000)
     hits = [link["href"] for link in dom.select("ul.search li a")]
