@@ -9,8 +9,9 @@
 Every graded test carries ``@pytest.mark.points(n)`` and ``@pytest.mark.exercise("N.M")`` and
 lives in a module whose docstring starts with its chapter's title. A test reaches the code it
 grades through the ``submission`` fixture (sealed: the code runs in a sandboxed child process,
-see ``sandbox.py``) or, in chapters not yet sealed, the ``implementation`` fixture (imported
-into the grading process), so the same tests grade the stubs, a student's work and the
+see ``sandbox.py``; the ``probes`` fixture observes there what cannot cross as plain data) or,
+in chapters not yet sealed, the ``implementation`` fixture (imported into the grading
+process), so the same tests grade the stubs, a student's work and the
 reference. Failures are reported in a sentence or two: what went wrong, never the hidden
 expected value. Withheld cases (``autograder/hidden/``) that a student's copy lacks are shown as
 graded by the instructor and left out of the local total.
@@ -123,6 +124,27 @@ def submission(request: pytest.FixtureRequest, sandbox: Sandbox) -> Callable[[st
             failed_imports[module] = (f"{folder.name}/{module}.py could not be imported: "
                                       f"{type(error).__name__}: {error}")
         pytest.fail(failed_imports[module], pytrace=False)
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def probes(submission: Callable[[str], object], sandbox: Sandbox) -> Callable[[str], object]:
+    """``probes("ch10")``: the grader's probes of Chapter 10, run in the sandbox.
+
+    A probe (``autograder/probes/chNN.py``) does there what cannot cross, with the objects the
+    submission makes (a model, an app, a tensor), and returns plain observations of it; the
+    tests compare those with expected values computed here. Ask ``probes("chNN", "module")``
+    to import the submission's module first, so that a broken import is reported as one.
+    """
+
+    def load(chapter: str, module: str | None = None) -> object:
+        if module is not None:
+            submission(module)
+        try:
+            return sandbox.probes(chapter)
+        except SandboxError as error:
+            pytest.fail(f"the grader's probes could not start: {error}", pytrace=False)
 
     return load
 

@@ -9,8 +9,9 @@ handlers or raise whatever it likes, and it changes nothing but its own process.
 The child is built to hold nothing worth stealing and to be stopped at will:
 
 * **bubblewrap** (``bwrap``, the Debian package ``bubblewrap``) mounts only the system, the
-  Python installation, a copy of the course library and a fresh copy of the submission (read
-  only). The repository, ``solutions/``, the withheld cases and the results are not in its
+  Python installation, a copy of the course library, the grader's public probes
+  (``autograder/probes/``, importable as ``grading_probes``) and a fresh copy of the submission
+  (read only). The repository, ``solutions/``, the withheld cases and the results are not in its
   world at all. It runs as ``nobody`` in its own user, PID, network and IPC namespaces, with a
   clean environment, and dies with the grader.
 * ``resource`` limits: CPU seconds, address space, processes (threads count) and file size;
@@ -46,6 +47,8 @@ from autograder.sandbox_child import decode, encode
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = HERE.parent / "vampire_detector"
+PROBES = HERE / "probes"  # the grader's public probes: they run beside the submission
+PROBE_PACKAGE = "grading_probes"  # the probes' name in the child, next to the course library
 BWRAP = shutil.which("bwrap")
 ISOLATION = "bubblewrap" if BWRAP else "process"
 MOUNT = Path("/grading")  # where the child sees its world, with bubblewrap
@@ -91,6 +94,10 @@ class Sandbox:
         module = self.request({"op": "import", "module": name}, self.limits.call_s)
         object.__setattr__(module, "_module", name)
         return module
+
+    def probes(self, chapter: str) -> RemoteObject:
+        """The grader's probes of ``chapter`` (``autograder/probes/chNN.py``), in the child."""
+        return self.module(f"{PROBE_PACKAGE}.{chapter}")
 
     def request(self, message: dict, timeout_s: float) -> object:
         if self.process is None or self.process.poll() is not None:
@@ -138,9 +145,11 @@ class Sandbox:
         shutil.copytree(self.submission, copy, symlinks=False,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copy(HERE / "sandbox_child.py", self.folder / "sandbox_child.py")
-        if self.isolation == "process" and LIBRARY.is_dir():  # the root must not be on sys.path
-            shutil.copytree(LIBRARY, self.folder / "lib" / LIBRARY.name,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+        if self.isolation == "process":  # the repository's root must not be on sys.path
+            for source, name in ((LIBRARY, LIBRARY.name), (PROBES, PROBE_PACKAGE)):
+                if source.is_dir():
+                    shutil.copytree(source, self.folder / "lib" / name,
+                                    ignore=shutil.ignore_patterns("__pycache__"))
         to_child, requests = os.pipe()
         answers, from_child = os.pipe()
         self.pids = pids_cgroup(self.limits.processes, self.generation)
@@ -161,8 +170,9 @@ class Sandbox:
         mounts = [(path, path) for path in sorted({"/usr", "/lib", "/lib64", "/bin", "/sbin",
                                                    "/etc", sys.base_prefix, sys.prefix})
                   if Path(path).exists()]
-        if LIBRARY.is_dir():
-            mounts.append((str(LIBRARY), str(MOUNT / "lib" / LIBRARY.name)))
+        for source, name in ((LIBRARY, LIBRARY.name), (PROBES, PROBE_PACKAGE)):
+            if source.is_dir():
+                mounts.append((str(source), str(MOUNT / "lib" / name)))
         mounts += [(str(self.folder / "submission"), str(MOUNT / "submission")),
                    (str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"))]
         return [BWRAP, *self.bind(mounts),
