@@ -24,6 +24,7 @@ import importlib.util
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,15 @@ def probes(submission: Callable[[str], object], sandbox: Sandbox) -> Callable[[s
             pytest.fail(f"the grader's probes could not start: {error}", pytrace=False)
 
     return load
+
+
+@pytest.fixture
+def shared_path(sandbox: Sandbox) -> Path:
+    """Like ``tmp_path``, a fresh folder for one test, but the sandboxed code may use it too.
+
+    Read what the student's code says it wrote there with ``sandbox.received(path)``.
+    """
+    return Path(tempfile.mkdtemp(dir=sandbox.exchange))
 
 
 @pytest.fixture(scope="session")

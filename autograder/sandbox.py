@@ -10,10 +10,11 @@ The child is built to hold nothing worth stealing and to be stopped at will:
 
 * **bubblewrap** (``bwrap``, the Debian package ``bubblewrap``) mounts only the system, the
   Python installation, a copy of the course library, the grader's public probes
-  (``autograder/probes/``, importable as ``grading_probes``) and a fresh copy of the submission
-  (read only). The repository, ``solutions/``, the withheld cases and the results are not in its
-  world at all. It runs as ``nobody`` in its own user, PID, network and IPC namespaces, with a
-  clean environment, and dies with the grader.
+  (``autograder/probes/``, importable as ``grading_probes``), a fresh copy of the submission
+  (read only) and one exchange folder it may write (``Sandbox.exchange``), through which files
+  cross both ways. The repository, ``solutions/``, the withheld cases and the results are not
+  in its world at all. It runs as ``nobody`` in its own user, PID, network and IPC namespaces,
+  with a clean environment, and dies with the grader.
 * ``resource`` limits: CPU seconds, address space, processes (threads count) and file size;
   when grading runs as root, whom the kernel exempts from the process limit, a ``pids`` cgroup
   caps the processes instead (``process_limit()`` says which one this machine uses).
@@ -40,7 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from autograder import sandbox_child
 from autograder.sandbox_child import decode, encode
@@ -88,6 +89,7 @@ class Sandbox:
         self.pids: Path | None = None  # the child's cgroup, where the process limit needs one
         self.folder: Path | None = None
         self.generation = 0  # handles of an earlier child are void in a new one
+        self._exchange: Path | None = None
 
     def module(self, name: str) -> RemoteObject:
         """The submission's module ``name``, imported in the child (again, after a restart)."""
@@ -106,13 +108,13 @@ class Sandbox:
             sandbox_child.write_frame(self.requests, message)
             answer = self.receive(timeout_s)
         except SandboxError:
-            self.close()
+            self.stop()
             raise
         except (BrokenPipeError, OSError, ValueError) as error:
-            self.close()
+            self.stop()
             raise SandboxError(f"the grading process stopped answering ({error})") from None
         except BaseException:  # e.g. the test's own timeout: the channel is out of step now
-            self.close()
+            self.stop()
             raise
         if "error" in answer:
             raise remote_exception(answer["error"])
@@ -138,7 +140,7 @@ class Sandbox:
         return RemoteObject(self, self.generation, number, kind)
 
     def start(self) -> None:
-        self.close()
+        self.stop()
         self.generation += 1
         self.folder = Path(tempfile.mkdtemp(prefix="sealed-"))
         copy = self.folder / "submission"
@@ -176,7 +178,8 @@ class Sandbox:
         mounts += [(str(self.folder / "submission"), str(MOUNT / "submission")),
                    (str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"))]
         return [BWRAP, *self.bind(mounts),
-                "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
+                "--tmpfs", "/tmp", "--bind", str(self.exchange), str(self.exchange),
+                "--proc", "/proc", "--dev", "/dev",
                 "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                 "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                 "--chdir", str(MOUNT / "submission"),
@@ -208,7 +211,40 @@ class Sandbox:
         if self.pids is not None:
             (self.pids / "cgroup.procs").write_text(str(os.getpid()))
 
+    @property
+    def exchange(self) -> Path:
+        """A folder the child may write to, at the same path inside as outside.
+
+        Files cross through it: the grader puts there what the student's code must read (a
+        model file) and the student's code writes there what the grader inspects (an export).
+        It outlives restarts of the child; ``close`` removes it. Read what comes back with
+        ``received``, never by following a path the child chose.
+        """
+        if self._exchange is None:
+            self._exchange = Path(tempfile.mkdtemp(prefix="sealed-exchange-")).resolve()
+        return self._exchange
+
+    def received(self, path: object) -> Path:
+        """``path``, a file the child says it wrote, once checked to be a plain file in the
+        exchange folder (not a link to something the child could not read itself)."""
+        if not isinstance(path, (str, PurePath)):
+            raise SandboxError(f"a path was expected, not a {type(path).__name__}")
+        candidate = Path(os.path.normpath(path))  # no "..": no link on the way is allowed
+        inside = self.exchange in candidate.parents
+        if not inside or candidate.is_symlink() or not candidate.is_file():
+            raise SandboxError(f"{candidate.name} is not a file written where it was asked")
+        if any(part.is_symlink() for part in candidate.parents if self.exchange in part.parents):
+            raise SandboxError(f"{candidate.name} is not a file written where it was asked")
+        return candidate
+
     def close(self) -> None:
+        """Stop the child and remove the exchange folder: this sandbox is done."""
+        self.stop()
+        if self._exchange is not None:
+            shutil.rmtree(self._exchange, ignore_errors=True)
+            self._exchange = None
+
+    def stop(self) -> None:
         """Kill the child's whole process group, and forget its folder and handles."""
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
