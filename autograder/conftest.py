@@ -379,12 +379,13 @@ def gradescope(results: list[Result], seconds: float) -> dict:
     """Gradescope's results.json: a total score and one entry per test, checked before use.
 
     Each score is clamped to its test's points; withheld tests a copy lacks are left out.
+    Each entry names the exercise it grades (``"exercise": "N.M"``, from its marker).
     """
     tests = [
         {"name": f"{result.chapter}: {result.name}",
          "score": min(max(result.score, 0.0), result.max_score),
          "max_score": result.max_score, "status": result.status, "output": result.output,
-         "visibility": "visible"}
+         "exercise": result.exercise, "visibility": "visible"}
         for result in results if result.status != "withheld"
     ]
     document = {"score": sum(test["score"] for test in tests),
