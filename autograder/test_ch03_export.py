@@ -22,11 +22,6 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def ch03(submission):
-    return submission("ch03_export")
-
-
-@pytest.fixture(scope="module")
 def probe(probes):
     return probes("ch03", "ch03_export")
 
