@@ -9,12 +9,11 @@
 Every graded test carries ``@pytest.mark.points(n)`` and ``@pytest.mark.exercise("N.M")`` and
 lives in a module whose docstring starts with its chapter's title. A test reaches the code it
 grades through the ``submission`` fixture (sealed: the code runs in a sandboxed child process,
-see ``sandbox.py``; the ``probes`` fixture observes there what cannot cross as plain data) or,
-in chapters not yet sealed, the ``implementation`` fixture (imported into the grading
-process), so the same tests grade the stubs, a student's work and the
-reference. Failures are reported in a sentence or two: what went wrong, never the hidden
-expected value. Withheld cases (``autograder/hidden/``) that a student's copy lacks are shown as
-graded by the instructor and left out of the local total.
+see ``sandbox.py``; the ``probes`` fixture observes there what cannot cross as plain data),
+so the same tests grade the stubs, a student's work and the reference. Failures are reported
+in a sentence or two: what went wrong, never the hidden expected value. Withheld cases
+(``autograder/hidden/``) that a student's copy lacks are shown as graded by the instructor and
+left out of the local total.
 """
 
 from __future__ import annotations
@@ -78,7 +77,11 @@ def graded_folder(config: pytest.Config) -> Path:
 
 @pytest.fixture(scope="session")
 def implementation(request: pytest.FixtureRequest) -> Callable[[str], ModuleType]:
-    """``implementation("ch01_detector")`` imports that module from the code being graded."""
+    """``implementation("ch01_detector")`` imports that module from the code being graded.
+
+    Unsealed: the code runs in this process. No graded chapter uses it any more; it stays for
+    quick experiments and the plugin's own tests.
+    """
     impl = request.config.getoption("impl")
     folder = graded_folder(request.config)
 

@@ -291,3 +291,10 @@ def test_a_stale_results_file_is_removed_first(course):
     out.write_text(json.dumps({"score": 999, "tests": []}))
     grade(course, "--impl=nowhere", "--gradescope", str(out))
     assert not out.exists()
+
+
+def test_every_graded_chapter_is_sealed():
+    """No graded test imports the student's code into the grading process."""
+    unsealed = [path.name for path in sorted(AUTOGRADER.glob("test_ch*.py"))
+                if "implementation" in path.read_text()]
+    assert unsealed == [], f"graded in-process, through the implementation fixture: {unsealed}"
