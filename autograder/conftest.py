@@ -9,11 +9,11 @@
 Every graded test carries ``@pytest.mark.points(n)`` and ``@pytest.mark.exercise("N.M")`` and
 lives in a module whose docstring starts with its chapter's title. A test reaches the code it
 grades through the ``submission`` fixture (sealed: the code runs in a sandboxed child process,
-see ``sandbox.py``) or, in chapters not yet sealed, the ``implementation`` fixture (imported
-into the grading process), so the same tests grade the stubs, a student's work and the
-reference. Failures are reported in a sentence or two: what went wrong, never the hidden
-expected value. Withheld cases (``autograder/hidden/``) that a student's copy lacks are shown as
-graded by the instructor and left out of the local total.
+see ``sandbox.py``; the ``probes`` fixture observes there what cannot cross as plain data),
+so the same tests grade the stubs, a student's work and the reference. Failures are reported
+in a sentence or two: what went wrong, never the hidden expected value. Withheld cases
+(``autograder/hidden/``) that a student's copy lacks are shown as graded by the instructor and
+left out of the local total.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import importlib.util
 import json
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,7 +77,11 @@ def graded_folder(config: pytest.Config) -> Path:
 
 @pytest.fixture(scope="session")
 def implementation(request: pytest.FixtureRequest) -> Callable[[str], ModuleType]:
-    """``implementation("ch01_detector")`` imports that module from the code being graded."""
+    """``implementation("ch01_detector")`` imports that module from the code being graded.
+
+    Unsealed: the code runs in this process. No graded chapter uses it any more; it stays for
+    quick experiments and the plugin's own tests.
+    """
     impl = request.config.getoption("impl")
     folder = graded_folder(request.config)
 
@@ -125,6 +130,36 @@ def submission(request: pytest.FixtureRequest, sandbox: Sandbox) -> Callable[[st
         pytest.fail(failed_imports[module], pytrace=False)
 
     return load
+
+
+@pytest.fixture(scope="session")
+def probes(submission: Callable[[str], object], sandbox: Sandbox) -> Callable[[str], object]:
+    """``probes("ch10")``: the grader's probes of Chapter 10, run in the sandbox.
+
+    A probe (``autograder/probes/chNN.py``) does there what cannot cross, with the objects the
+    submission makes (a model, an app, a tensor), and returns plain observations of it; the
+    tests compare those with expected values computed here. Ask ``probes("chNN", "module")``
+    to import the submission's module first, so that a broken import is reported as one.
+    """
+
+    def load(chapter: str, module: str | None = None) -> object:
+        if module is not None:
+            submission(module)
+        try:
+            return sandbox.probes(chapter)
+        except SandboxError as error:
+            pytest.fail(f"the grader's probes could not start: {error}", pytrace=False)
+
+    return load
+
+
+@pytest.fixture
+def shared_path(sandbox: Sandbox) -> Path:
+    """Like ``tmp_path``, a fresh folder for one test, but the sandboxed code may use it too.
+
+    Read what the student's code says it wrote there with ``sandbox.received(path)``.
+    """
+    return Path(tempfile.mkdtemp(dir=sandbox.exchange))
 
 
 @pytest.fixture(scope="session")
@@ -347,12 +382,13 @@ def gradescope(results: list[Result], seconds: float) -> dict:
     """Gradescope's results.json: a total score and one entry per test, checked before use.
 
     Each score is clamped to its test's points; withheld tests a copy lacks are left out.
+    Each entry names the exercise it grades (``"exercise": "N.M"``, from its marker).
     """
     tests = [
         {"name": f"{result.chapter}: {result.name}",
          "score": min(max(result.score, 0.0), result.max_score),
          "max_score": result.max_score, "status": result.status, "output": result.output,
-         "visibility": "visible"}
+         "exercise": result.exercise, "visibility": "visible"}
         for result in results if result.status != "withheld"
     ]
     document = {"score": sum(test["score"] for test in tests),

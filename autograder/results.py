@@ -7,9 +7,13 @@ a handful of fields.
 
 from __future__ import annotations
 
+import re
+
 RESULTS_SCHEMA = {"score": (int, float), "tests": list}
 TEST_SCHEMA = {"name": str, "score": (int, float), "max_score": (int, float), "status": str,
                "output": str}
+OPTIONAL = {"exercise": str}  # checked when present: results written before it lack it
+EXERCISE = re.compile(r"\d+\.\d+")
 
 
 def results_problems(document: object) -> list[str]:
@@ -22,6 +26,11 @@ def results_problems(document: object) -> list[str]:
             problems.append(f"test {number} is not an object")
             continue
         problems += _missing(test, TEST_SCHEMA, f"test {number}")
+        problems += _missing(test, {k: v for k, v in OPTIONAL.items() if k in test},
+                             f"test {number}")
+        if "exercise" in test and isinstance(test["exercise"], str) and not EXERCISE.fullmatch(
+                test["exercise"]):
+            problems.append(f"test {number} names the exercise {test['exercise']!r}")
         if not problems and not 0 <= test["score"] <= test["max_score"]:
             problems.append(f"test {number} scores {test['score']} of {test['max_score']}")
         if not problems and test["status"] not in ("passed", "failed"):

@@ -9,10 +9,12 @@ handlers or raise whatever it likes, and it changes nothing but its own process.
 The child is built to hold nothing worth stealing and to be stopped at will:
 
 * **bubblewrap** (``bwrap``, the Debian package ``bubblewrap``) mounts only the system, the
-  Python installation, a copy of the course library and a fresh copy of the submission (read
-  only). The repository, ``solutions/``, the withheld cases and the results are not in its
-  world at all. It runs as ``nobody`` in its own user, PID, network and IPC namespaces, with a
-  clean environment, and dies with the grader.
+  Python installation, a copy of the course library, the grader's public probes
+  (``autograder/probes/``, importable as ``grading_probes``), a fresh copy of the submission
+  (read only) and one exchange folder it may write (``Sandbox.exchange``), through which files
+  cross both ways. The repository, ``solutions/``, the withheld cases and the results are not
+  in its world at all. It runs as ``nobody`` in its own user, PID, network and IPC namespaces,
+  with a clean environment, and dies with the grader.
 * ``resource`` limits: CPU seconds, address space, processes (threads count) and file size;
   when grading runs as root, whom the kernel exempts from the process limit, a ``pids`` cgroup
   caps the processes instead (``process_limit()`` says which one this machine uses).
@@ -39,13 +41,15 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from autograder import sandbox_child
 from autograder.sandbox_child import decode, encode
 
 HERE = Path(__file__).resolve().parent
 LIBRARY = HERE.parent / "vampire_detector"
+PROBES = HERE / "probes"  # the grader's public probes: they run beside the submission
+PROBE_PACKAGE = "grading_probes"  # the probes' name in the child, next to the course library
 BWRAP = shutil.which("bwrap")
 ISOLATION = "bubblewrap" if BWRAP else "process"
 MOUNT = Path("/grading")  # where the child sees its world, with bubblewrap
@@ -85,12 +89,17 @@ class Sandbox:
         self.pids: Path | None = None  # the child's cgroup, where the process limit needs one
         self.folder: Path | None = None
         self.generation = 0  # handles of an earlier child are void in a new one
+        self._exchange: Path | None = None
 
     def module(self, name: str) -> RemoteObject:
         """The submission's module ``name``, imported in the child (again, after a restart)."""
         module = self.request({"op": "import", "module": name}, self.limits.call_s)
         object.__setattr__(module, "_module", name)
         return module
+
+    def probes(self, chapter: str) -> RemoteObject:
+        """The grader's probes of ``chapter`` (``autograder/probes/chNN.py``), in the child."""
+        return self.module(f"{PROBE_PACKAGE}.{chapter}")
 
     def request(self, message: dict, timeout_s: float) -> object:
         if self.process is None or self.process.poll() is not None:
@@ -99,13 +108,13 @@ class Sandbox:
             sandbox_child.write_frame(self.requests, message)
             answer = self.receive(timeout_s)
         except SandboxError:
-            self.close()
+            self.stop()
             raise
         except (BrokenPipeError, OSError, ValueError) as error:
-            self.close()
+            self.stop()
             raise SandboxError(f"the grading process stopped answering ({error})") from None
         except BaseException:  # e.g. the test's own timeout: the channel is out of step now
-            self.close()
+            self.stop()
             raise
         if "error" in answer:
             raise remote_exception(answer["error"])
@@ -131,16 +140,18 @@ class Sandbox:
         return RemoteObject(self, self.generation, number, kind)
 
     def start(self) -> None:
-        self.close()
+        self.stop()
         self.generation += 1
         self.folder = Path(tempfile.mkdtemp(prefix="sealed-"))
         copy = self.folder / "submission"
         shutil.copytree(self.submission, copy, symlinks=False,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         shutil.copy(HERE / "sandbox_child.py", self.folder / "sandbox_child.py")
-        if self.isolation == "process" and LIBRARY.is_dir():  # the root must not be on sys.path
-            shutil.copytree(LIBRARY, self.folder / "lib" / LIBRARY.name,
-                            ignore=shutil.ignore_patterns("__pycache__"))
+        if self.isolation == "process":  # the repository's root must not be on sys.path
+            for source, name in ((LIBRARY, LIBRARY.name), (PROBES, PROBE_PACKAGE)):
+                if source.is_dir():
+                    shutil.copytree(source, self.folder / "lib" / name,
+                                    ignore=shutil.ignore_patterns("__pycache__"))
         to_child, requests = os.pipe()
         answers, from_child = os.pipe()
         self.pids = pids_cgroup(self.limits.processes, self.generation)
@@ -161,12 +172,14 @@ class Sandbox:
         mounts = [(path, path) for path in sorted({"/usr", "/lib", "/lib64", "/bin", "/sbin",
                                                    "/etc", sys.base_prefix, sys.prefix})
                   if Path(path).exists()]
-        if LIBRARY.is_dir():
-            mounts.append((str(LIBRARY), str(MOUNT / "lib" / LIBRARY.name)))
+        for source, name in ((LIBRARY, LIBRARY.name), (PROBES, PROBE_PACKAGE)):
+            if source.is_dir():
+                mounts.append((str(source), str(MOUNT / "lib" / name)))
         mounts += [(str(self.folder / "submission"), str(MOUNT / "submission")),
                    (str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"))]
         return [BWRAP, *self.bind(mounts),
-                "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
+                "--tmpfs", "/tmp", "--bind", str(self.exchange), str(self.exchange),
+                "--proc", "/proc", "--dev", "/dev",
                 "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                 "--cap-drop", "ALL", "--die-with-parent", "--new-session",
                 "--chdir", str(MOUNT / "submission"),
@@ -198,7 +211,40 @@ class Sandbox:
         if self.pids is not None:
             (self.pids / "cgroup.procs").write_text(str(os.getpid()))
 
+    @property
+    def exchange(self) -> Path:
+        """A folder the child may write to, at the same path inside as outside.
+
+        Files cross through it: the grader puts there what the student's code must read (a
+        model file) and the student's code writes there what the grader inspects (an export).
+        It outlives restarts of the child; ``close`` removes it. Read what comes back with
+        ``received``, never by following a path the child chose.
+        """
+        if self._exchange is None:
+            self._exchange = Path(tempfile.mkdtemp(prefix="sealed-exchange-")).resolve()
+        return self._exchange
+
+    def received(self, path: object) -> Path:
+        """``path``, a file the child says it wrote, once checked to be a plain file in the
+        exchange folder (not a link to something the child could not read itself)."""
+        if not isinstance(path, (str, PurePath)):
+            raise SandboxError(f"a path was expected, not a {type(path).__name__}")
+        candidate = Path(os.path.normpath(path))  # no "..": no link on the way is allowed
+        inside = self.exchange in candidate.parents
+        if not inside or candidate.is_symlink() or not candidate.is_file():
+            raise SandboxError(f"{candidate.name} is not a file written where it was asked")
+        if any(part.is_symlink() for part in candidate.parents if self.exchange in part.parents):
+            raise SandboxError(f"{candidate.name} is not a file written where it was asked")
+        return candidate
+
     def close(self) -> None:
+        """Stop the child and remove the exchange folder: this sandbox is done."""
+        self.stop()
+        if self._exchange is not None:
+            shutil.rmtree(self._exchange, ignore_errors=True)
+            self._exchange = None
+
+    def stop(self) -> None:
         """Kill the child's whole process group, and forget its folder and handles."""
         if self.process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -22,7 +22,7 @@ import os
 import struct
 import sys
 import traceback
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import numpy as np
 
@@ -66,10 +66,14 @@ def encode(value: object, keep: callable) -> object:
     return {"$": "handle", "id": handle.number, "kind": handle.kind}
 
 
-def decode(data: object, resolve: callable) -> object:
-    """The inverse of ``encode``; ``resolve(number, kind)`` gives back what a handle names."""
+def decode(data: object, resolve: callable, path: type = PurePath) -> object:
+    """The inverse of ``encode``; ``resolve(number, kind)`` gives back what a handle names.
+
+    Paths come back as ``path``: pure paths for the grader, which never follows one blindly,
+    and ``pathlib.Path`` here, where the student's code opens them.
+    """
     if isinstance(data, list):
-        return [decode(item, resolve) for item in data]
+        return [decode(item, resolve, path) for item in data]
     if not isinstance(data, dict):
         return data
     tag = data.get("$")
@@ -80,11 +84,11 @@ def decode(data: object, resolve: callable) -> object:
     if tag == "bytes":
         return base64.b64decode(data["b64"])
     if tag == "path":
-        return PurePath(data["v"])
+        return path(data["v"])
     if tag == "tuple":
-        return tuple(decode(item, resolve) for item in data["items"])
+        return tuple(decode(item, resolve, path) for item in data["items"])
     if tag == "dict":
-        return {decode(k, resolve): decode(v, resolve) for k, v in data["items"]}
+        return {decode(k, resolve, path): decode(v, resolve, path) for k, v in data["items"]}
     if tag == "handle":
         return resolve(int(data["id"]), str(data.get("kind", "object")))
     raise ValueError(f"unknown tag {tag!r}")
@@ -132,8 +136,8 @@ class Server:
         if op == "getattr":
             return getattr(target, request["name"])
         if op == "call":
-            args = decode(request["args"], self.resolve)
-            kwargs = decode(request["kwargs"], self.resolve)
+            args = decode(request["args"], self.resolve, Path)
+            kwargs = decode(request["kwargs"], self.resolve, Path)
             return target(*args, **kwargs)
         raise ValueError(f"unknown request {op!r}")
 

@@ -1,4 +1,10 @@
-"""Chapter 1 — The detector."""
+"""Chapter 1 — The detector.
+
+Sealed: your code runs in a sandboxed process (the ``submission`` fixture). There the probes of
+``autograder/probes/ch01.py`` hand your functions a VampireNet and portraits and describe what
+comes back (values, shape, dtype, device, gradients, the batches the model saw); the expected
+values are computed here, with the grader's own copy of the model.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,13 @@ from vampire_detector.weights import load_model
 
 
 @pytest.fixture(scope="module")
-def ch01(implementation):
-    return implementation("ch01_detector")
+def ch01(submission):
+    return submission("ch01_detector")
+
+
+@pytest.fixture(scope="module")
+def probe(probes):
+    return probes("ch01", "ch01_detector")
 
 
 @pytest.fixture(scope="module")
@@ -35,15 +46,20 @@ def reference_probabilities(model: torch.nn.Module, inputs: torch.Tensor) -> tor
         return torch.softmax(model(inputs), dim=1)
 
 
+def returned_tensor(seen: dict) -> torch.Tensor:
+    """The values of a tensor the probe saw returned, after checking that it was one."""
+    assert seen.get("kind") == "Tensor", f"return a torch.Tensor, not a {seen.get('kind')}"
+    return torch.from_numpy(np.asarray(seen["values"]))
+
+
 # Exercise 1.1 ------------------------------------------------------------------------------
 
 @pytest.mark.exercise("1.1")
 @pytest.mark.points(2)
-def test_predict_proba_matches_the_model(ch01, model, portraits):
+def test_predict_proba_matches_the_model(probe, model, portraits):
     """1.1 predict_proba returns the model's class probabilities"""
     inputs = to_batch(portraits)
-    probabilities = ch01.predict_proba(model, inputs)
-    assert isinstance(probabilities, torch.Tensor), "return a torch.Tensor"
+    probabilities = returned_tensor(probe.predict_proba(inputs.numpy())["results"][0])
     assert probabilities.shape == (len(inputs), 2), (
         f"expected one row of two probabilities per portrait, got shape "
         f"{tuple(probabilities.shape)}")
@@ -55,14 +71,12 @@ def test_predict_proba_matches_the_model(ch01, model, portraits):
 
 @pytest.mark.exercise("1.1")
 @pytest.mark.points(2)
-def test_predict_proba_uses_eval_mode(ch01, model, portraits):
+def test_predict_proba_uses_eval_mode(probe, model, portraits):
     """1.1 predict_proba gives the same answer even when handed a model in train mode"""
     inputs = to_batch(portraits[:16])
     expected = reference_probabilities(model, inputs)
-    model.train()
-    torch.manual_seed(0)
-    first = ch01.predict_proba(model, inputs)
-    second = ch01.predict_proba(model, inputs)
+    first, second = (returned_tensor(seen) for seen in
+                     probe.predict_proba(inputs.numpy(), calls=2, train=True)["results"])
     assert torch.allclose(first, second, atol=1e-6) and torch.allclose(first, expected,
                                                                         atol=1e-5), (
         "two calls gave different probabilities: dropout and batch norm are still in "
@@ -71,21 +85,20 @@ def test_predict_proba_uses_eval_mode(ch01, model, portraits):
 
 @pytest.mark.exercise("1.1")
 @pytest.mark.points(1)
-def test_predict_proba_returns_plain_cpu_tensors(ch01, model, portraits):
+def test_predict_proba_returns_plain_cpu_tensors(probe, portraits):
     """1.1 predict_proba builds no autograd graph and returns CPU tensors"""
-    probabilities = ch01.predict_proba(model, to_batch(portraits[:4]))
-    assert probabilities.device.type == "cpu", "move the probabilities back to the CPU"
-    assert not probabilities.requires_grad, (
+    probabilities = probe.predict_proba(to_batch(portraits[:4]).numpy())["results"][0]
+    returned_tensor(probabilities)
+    assert probabilities["device"] == "cpu", "move the probabilities back to the CPU"
+    assert not probabilities["requires_grad"], (
         "the result still tracks gradients: inference needs no autograd graph")
 
 
 @pytest.mark.exercise("1.1")
 @pytest.mark.points(2)
-def test_predict_proba_batches_its_input(ch01, model, portraits):
+def test_predict_proba_batches_its_input(probe, portraits):
     """1.1 predict_proba never feeds the model more than batch_size portraits at once"""
-    seen: list[int] = []
-    model.register_forward_pre_hook(lambda module, args: seen.append(len(args[0])))
-    ch01.predict_proba(model, to_batch(portraits), batch_size=32)
+    seen = probe.predict_proba(to_batch(portraits).numpy(), batch_size=32)["batches"]
     assert seen, "the model was never called"
     assert max(seen) <= 32, "the model received more than batch_size portraits in one call"
     assert sum(seen) == len(portraits), "every portrait must go through the model exactly once"
@@ -142,13 +155,13 @@ def test_choose_batch_size_refuses_impossible_budgets(ch01):
 
 @pytest.mark.exercise("1.3")
 @pytest.mark.points(2)
-def test_preprocess_matches_training(ch01, portraits):
+def test_preprocess_matches_training(probe, portraits):
     """1.3 preprocess_upload reproduces the training preprocessing for a PNG portrait"""
-    tensor = ch01.preprocess_upload(to_png(portraits[0]))
-    assert isinstance(tensor, torch.Tensor), "return a torch.Tensor"
+    seen = probe.preprocess_upload(to_png(portraits[0]))
+    tensor = returned_tensor(seen)
     assert tuple(tensor.shape) == (1, 3, 64, 64), (
         f"expected shape (1, 3, 64, 64), got {tuple(tensor.shape)}")
-    assert tensor.dtype == torch.float32, f"expected float32, got {tensor.dtype}"
+    assert seen["dtype"] == "torch.float32", f"expected float32, got {seen['dtype']}"
     assert torch.allclose(tensor, to_batch(portraits[:1]), atol=1e-5), (
         "the values differ from the training preprocessing: scale, channel order and "
         "normalisation must match exactly")
@@ -156,25 +169,26 @@ def test_preprocess_matches_training(ch01, portraits):
 
 @pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
-def test_preprocess_converts_colour_modes(ch01, portraits):
+def test_preprocess_converts_colour_modes(probe, portraits):
     """1.3 preprocess_upload accepts RGBA, grayscale and palette images"""
     picture = Image.fromarray(portraits[1])
     expected = to_batch(portraits[1:2])
-    rgba = ch01.preprocess_upload(encode(picture.convert("RGBA")))
-    assert torch.allclose(rgba, expected, atol=1e-5), "an opaque RGBA image must match RGB"
+    rgba = returned_tensor(probe.preprocess_upload(encode(picture.convert("RGBA"))))
+    assert rgba.shape == expected.shape and torch.allclose(rgba, expected, atol=1e-5), (
+        "an opaque RGBA image must match RGB")
     for mode in ("L", "P"):
-        tensor = ch01.preprocess_upload(encode(picture.convert(mode)))
+        tensor = returned_tensor(probe.preprocess_upload(encode(picture.convert(mode))))
         assert tuple(tensor.shape) == (1, 3, 64, 64), (
             f"a mode {mode} image must become 3 channels, got {tuple(tensor.shape)}")
 
 
 @pytest.mark.exercise("1.3")
 @pytest.mark.points(1)
-def test_preprocess_resizes(ch01, portraits):
+def test_preprocess_resizes(probe, portraits):
     """1.3 preprocess_upload resizes larger and non-square images to 64x64"""
     for size in ((256, 256), (100, 80)):
         data = encode(Image.fromarray(portraits[2]).resize(size), "JPEG")
-        tensor = ch01.preprocess_upload(data)
+        tensor = returned_tensor(probe.preprocess_upload(data))
         assert tuple(tensor.shape) == (1, 3, 64, 64), (
             f"a {size[0]}x{size[1]} JPEG gave shape {tuple(tensor.shape)}")
 

@@ -1,8 +1,17 @@
-"""Chapter 4 — ONNX and ONNX Runtime."""
+"""Chapter 4 — ONNX and ONNX Runtime.
+
+Sealed: your code runs in a sandboxed process (the ``submission`` fixture). The probes of
+``autograder/probes/ch04.py`` hand it a VampireNet there; the ONNX file your export writes comes
+back through the sandbox's exchange folder and is checked and run here, and the expected values
+are computed here, with the grader's own copy of the model.
+"""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -10,6 +19,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from autograder.sandbox import SandboxError
 from vampire_detector.detector import Detector
 from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_trained
@@ -23,8 +33,13 @@ ATOL_PROBABILITIES = 1e-5
 
 
 @pytest.fixture(scope="module")
-def ch04(implementation):
-    return implementation("ch04_onnx")
+def ch04(submission):
+    return submission("ch04_onnx")
+
+
+@pytest.fixture(scope="module")
+def probe(probes):
+    return probes("ch04", "ch04_onnx")
 
 
 @pytest.fixture
@@ -33,9 +48,13 @@ def model() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def reference_onnx(tmp_path_factory) -> Path:
-    """VampireNet exported by the course library, so that 4.2-4.4 do not depend on 4.1."""
-    return export_trained("vampirenet", tmp_path_factory.mktemp("reference") / "vampirenet.onnx")
+def reference_onnx(sandbox) -> Path:
+    """VampireNet exported by the course library, so that 4.2-4.4 do not depend on 4.1.
+
+    It lies in the exchange folder, where the sandboxed code can read it.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="reference-", dir=sandbox.exchange))
+    return export_trained("vampirenet", folder / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -65,15 +84,23 @@ def run_batch(session: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
         pytest.fail(f"ONNX Runtime refused a batch of {len(inputs)}: {error}", pytrace=False)
 
 
+def exported(probe, sandbox, folder: Path) -> Path:
+    """The file the student's export_with_dynamic_batch wrote, run in the sandbox."""
+    returned = probe.export(str(folder / "vampirenet.onnx"))
+    assert returned["is_path"], "return the path of the exported file as a pathlib.Path"
+    try:
+        return sandbox.received(returned["path"])
+    except SandboxError:
+        pytest.fail("no ONNX file was written at the path you returned", pytrace=False)
+
+
 # Exercise 4.1 ------------------------------------------------------------------------------
 
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(2)
-def test_export_writes_a_valid_named_model(ch04, model, tmp_path):
+def test_export_writes_a_valid_named_model(probe, sandbox, shared_path):
     """4.1 export_with_dynamic_batch writes a file that passes onnx.checker, with named I/O"""
-    path = ch04.export_with_dynamic_batch(model, tmp_path / "vampirenet.onnx")
-    assert isinstance(path, Path), "return the path of the exported file as a pathlib.Path"
-    assert path.is_file(), "no ONNX file was written at the path you returned"
+    path = exported(probe, sandbox, shared_path)
     proto = onnx.load(str(path))
     try:
         onnx.checker.check_model(proto, full_check=True)
@@ -87,9 +114,9 @@ def test_export_writes_a_valid_named_model(ch04, model, tmp_path):
 
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(2)
-def test_export_has_a_dynamic_batch_axis(ch04, model, tmp_path):
+def test_export_has_a_dynamic_batch_axis(probe, sandbox, shared_path):
     """4.1 the exported model runs batches of 1 and of 17 in ONNX Runtime"""
-    path = ch04.export_with_dynamic_batch(model, tmp_path / "vampirenet.onnx")
+    path = exported(probe, sandbox, shared_path)
     batch_axis = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_axis.dim_param, (
         "axis 0 of the input has a fixed size: declare it dynamic with dynamic_shapes")
@@ -102,9 +129,9 @@ def test_export_has_a_dynamic_batch_axis(ch04, model, tmp_path):
 
 @pytest.mark.exercise("4.1")
 @pytest.mark.points(3)
-def test_export_matches_eager_in_onnxruntime(ch04, model, tmp_path):
+def test_export_matches_eager_in_onnxruntime(probe, sandbox, model, shared_path):
     """4.1 the exported model's logits match the eager model's within 1e-4"""
-    path = ch04.export_with_dynamic_batch(model, tmp_path / "vampirenet.onnx")
+    path = exported(probe, sandbox, shared_path)
     session = cpu_session(path)
     images = make_portraits(17, seed=12)[0]
     for size in (1, 17):
@@ -121,26 +148,24 @@ def test_export_matches_eager_in_onnxruntime(ch04, model, tmp_path):
 
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(2)
-def test_session_has_the_requested_settings(ch04, reference_onnx):
+def test_session_has_the_requested_settings(probe, reference_onnx):
     """4.2 make_session uses the CPU provider, the requested threads and all optimisations"""
-    session = ch04.make_session(reference_onnx, threads=2)
-    assert isinstance(session, ort.InferenceSession), "return an onnxruntime.InferenceSession"
-    options = session.get_session_options()
-    assert options.intra_op_num_threads == 2, (
+    session = probe.session(str(reference_onnx), 2)
+    assert session["kind"] == "InferenceSession", "return an onnxruntime.InferenceSession"
+    assert session["intra_op_num_threads"] == 2, (
         "the session does not use the number of intra-op threads it was asked for")
-    assert options.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL, (
+    assert session["graph_optimization_level"] == ort.GraphOptimizationLevel.ORT_ENABLE_ALL.name, (
         "enable every graph optimisation level (ORT_ENABLE_ALL)")
-    assert session.get_providers() == ["CPUExecutionProvider"], (
+    assert session["providers"] == ["CPUExecutionProvider"], (
         "run on the CPUExecutionProvider only")
-    logits = session.run(None, {"images": np.zeros((3, 3, 64, 64), np.float32)})[0]
-    assert logits.shape == (3, 2), "the session cannot run the exported model"
+    assert session["logits_shape"] == [3, 2], "the session cannot run the exported model"
 
 
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(1)
-def test_session_for_a_missing_file_says_which(ch04, tmp_path):
+def test_session_for_a_missing_file_says_which(ch04, shared_path):
     """4.2 make_session raises FileNotFoundError naming a missing model file"""
-    missing = tmp_path / "lost_in_the_crypt.onnx"
+    missing = shared_path / "lost_in_the_crypt.onnx"
     with pytest.raises(FileNotFoundError) as raised:
         ch04.make_session(missing)
     assert "lost_in_the_crypt.onnx" in str(raised.value), (
@@ -148,6 +173,19 @@ def test_session_for_a_missing_file_says_which(ch04, tmp_path):
 
 
 # Exercise 4.3 ------------------------------------------------------------------------------
+
+class Seen(NamedTuple):
+    """The grader's copy of one prediction (the student's stays in the sandbox)."""
+
+    label: object
+    probability: float
+
+
+def described(predictions: object) -> list[Seen]:
+    """Each prediction's label and probability, asked for once."""
+    assert isinstance(predictions, list), "return a list of predictions"
+    return [Seen(p.label, float(p.probability)) for p in predictions]
+
 
 @pytest.mark.exercise("4.3")
 @pytest.mark.points(3)
@@ -169,7 +207,7 @@ def test_border_detector_probabilities_match_eager(ch04, reference_onnx, eager, 
 def test_border_detector_predictions_match_eager(ch04, reference_onnx, eager, portraits):
     """4.3 BorderDetector.predict and predict_png give the eager Detector's predictions"""
     detector = ch04.BorderDetector(reference_onnx)
-    ours, theirs = detector.predict(portraits), eager.predict(portraits)
+    ours, theirs = described(detector.predict(portraits)), eager.predict(portraits)
     assert len(ours) == len(portraits), "return one prediction per image"
     assert all(p.label in LABELS for p in ours), f"labels must be one of {LABELS}"
     assert [p.label for p in ours] == [p.label for p in theirs], (
@@ -177,7 +215,7 @@ def test_border_detector_predictions_match_eager(ch04, reference_onnx, eager, po
     assert np.allclose([p.probability for p in ours], [p.probability for p in theirs],
                        atol=ATOL_PROBABILITIES), (
         "each prediction's probability must be that of its predicted label")
-    png = detector.predict_png(to_png(portraits[3]))
+    (png,) = described([detector.predict_png(to_png(portraits[3]))])
     assert png.label == theirs[3].label and abs(png.probability - theirs[3].probability) < 1e-5, (
         "predict_png must decode the PNG and predict exactly as predict does")
 
@@ -190,46 +228,32 @@ def test_border_detector_takes_any_batch_and_threads(ch04, reference_onnx, eager
     assert detector.session.get_session_options().intra_op_num_threads == 2, (
         "the session in self.session does not use the threads the detector was given")
     for size in (1, 17):
-        assert [p.label for p in detector.predict(portraits[:size])] == [
+        assert [p.label for p in described(detector.predict(portraits[:size]))] == [
             p.label for p in eager.predict(portraits[:size])], (
             f"a batch of {size} portraits gave different labels from the eager detector")
 
 
 @pytest.mark.exercise("4.3")
 @pytest.mark.points(1)
-def test_border_detector_missing_model(ch04, tmp_path):
+def test_border_detector_missing_model(ch04, shared_path):
     """4.3 BorderDetector refuses a missing model file with FileNotFoundError"""
     with pytest.raises(FileNotFoundError):
-        ch04.BorderDetector(tmp_path / "nowhere.onnx")
+        ch04.BorderDetector(shared_path / "nowhere.onnx")
 
 
 # Exercise 4.4 ------------------------------------------------------------------------------
 
-class DoctoredSession:
-    """A real session whose answers drift by ``shift`` for one batch size only."""
-
-    def __init__(self, session: ort.InferenceSession, bad_batch: int, shift: float):
-        self.session, self.bad_batch, self.shift = session, bad_batch, shift
-
-    def get_inputs(self):
-        return self.session.get_inputs()
-
-    def get_outputs(self):
-        return self.session.get_outputs()
-
-    def run(self, output_names, feeds):
-        (inputs,) = feeds.values()
-        outputs = self.session.run(output_names, feeds)
-        if len(inputs) == self.bad_batch:
-            outputs[0] = outputs[0] + self.shift
-        return outputs
+def report_of(seen: dict) -> SimpleNamespace:
+    """The grader's copy of a parity report: the probe hands the student's parity_report the
+    real session, or one whose logits drift by a shift at one batch size only."""
+    return SimpleNamespace(**seen)
 
 
 @pytest.mark.exercise("4.4")
 @pytest.mark.points(2)
-def test_parity_report_on_a_faithful_export(ch04, model, reference_onnx):
+def test_parity_report_on_a_faithful_export(probe, reference_onnx):
     """4.4 parity_report measures every batch size and passes a faithful export"""
-    report = ch04.parity_report(model, cpu_session(reference_onnx), batch_sizes=(1, 5, 17))
+    report = report_of(probe.parity(str(reference_onnx), (1, 5, 17)))
     assert sorted(report.errors) == [1, 5, 17], "report one error per requested batch size"
     assert all(0 <= error <= ATOL_LOGITS for error in report.errors.values()), (
         "a faithful export should differ from the eager model by less than 1e-4 everywhere: "
@@ -243,10 +267,9 @@ def test_parity_report_on_a_faithful_export(ch04, model, reference_onnx):
 
 @pytest.mark.exercise("4.4")
 @pytest.mark.points(2)
-def test_parity_report_finds_the_worst_batch(ch04, model, reference_onnx):
+def test_parity_report_finds_the_worst_batch(probe, reference_onnx):
     """4.4 parity_report finds a discrepancy that appears at one batch size only"""
-    session = DoctoredSession(cpu_session(reference_onnx), bad_batch=8, shift=0.05)
-    report = ch04.parity_report(model, session, batch_sizes=(1, 8, 32))
+    report = report_of(probe.parity(str(reference_onnx), (1, 8, 32), bad_batch=8, shift=0.05))
     assert report.worst_batch == 8, "worst_batch is not the batch size with the largest error"
     assert abs(report.worst_error - 0.05) < 1e-3, (
         "worst_error must be the largest absolute difference between the logits")
@@ -257,9 +280,9 @@ def test_parity_report_finds_the_worst_batch(ch04, model, reference_onnx):
 
 @pytest.mark.exercise("4.4")
 @pytest.mark.points(1)
-def test_parity_report_compares_in_eval_mode(ch04, model, reference_onnx):
+def test_parity_report_compares_in_eval_mode(probe, reference_onnx):
     """4.4 parity_report compares the exported model with the eager one in eval mode"""
-    report = ch04.parity_report(model.train(), cpu_session(reference_onnx), batch_sizes=(4,))
+    report = report_of(probe.parity(str(reference_onnx), (4,), train=True))
     assert report.worst_error <= ATOL_LOGITS, (
         "the eager model was handed over in training mode and its dropout made the comparison "
         "meaningless: switch it to eval mode first")

@@ -3,19 +3,27 @@
 The tests measure what your code produces, on VampireNet (whose weights ship with the course):
 the quantized file's accuracy on 1000 held-out portraits (at most 1 point below the FP32 model),
 its size (at most 35% of the FP32 file) and its graph (8-bit operators and weights).
+
+Sealed: your code runs in a sandboxed process (the ``submission`` fixture); your reader's
+batches and your files come back here (files through the sandbox's exchange folder), and are
+measured here. The probes of ``autograder/probes/ch05.py`` hand your functions what the library
+makes (a calibration reader, held-out portraits) there.
 """
 
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
+from onnxruntime.quantization import CalibrationDataReader
 from torch import nn
 
+from autograder.sandbox import SandboxError
 from vampire_detector.dataset import PortraitDataset
 from vampire_detector.onnx_export import export_onnx, export_trained
 from vampire_detector.ort_detector import OrtDetector
@@ -29,13 +37,23 @@ EIGHT_BITS = {onnx.TensorProto.INT8, onnx.TensorProto.UINT8}
 
 
 @pytest.fixture(scope="module")
-def ch05(implementation):
-    return implementation("ch05_quantization")
+def ch05(submission):
+    return submission("ch05_quantization")
 
 
 @pytest.fixture(scope="module")
-def fp32_path(tmp_path_factory) -> Path:
-    return export_trained("vampirenet", tmp_path_factory.mktemp("fp32") / "vampirenet.onnx")
+def probe(probes):
+    return probes("ch05", "ch05_quantization")
+
+
+def exchanged(sandbox, name: str) -> Path:
+    """A fresh folder in the sandbox's exchange folder, where both sides see the files."""
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=sandbox.exchange))
+
+
+@pytest.fixture(scope="module")
+def fp32_path(sandbox) -> Path:
+    return export_trained("vampirenet", exchanged(sandbox, "fp32") / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +69,16 @@ def fp32_accuracy(fp32_path, held_out) -> float:
 def accuracy(path: Path, data: PortraitDataset) -> float:
     predicted = OrtDetector(path, threads=1).probabilities(data.images).argmax(1)
     return float(np.mean(predicted == data.labels.numpy()))
+
+
+class Replay(CalibrationDataReader):
+    """The batches a reader gave, given again to the grader's own calibrator."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]):
+        self.batches = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self.batches, None)
 
 
 def drain(reader) -> list[dict[str, np.ndarray]]:
@@ -116,8 +144,10 @@ def test_reader_rewinds(ch05):
 def test_reader_calibrates_an_accurate_int8_model(ch05, fp32_path, held_out, fp32_accuracy,
                                                  tmp_path):
     """5.1 INT8 VampireNet calibrated with MixedPortraitReader loses at most 1 point of accuracy"""
-    path = quantize_onnx_static(fp32_path, tmp_path / "int8.onnx",
-                                ch05.MixedPortraitReader(n=50, batch_size=25))
+    batches = drain(ch05.MixedPortraitReader(n=50, batch_size=25))
+    assert all(isinstance(b, dict) and isinstance(b.get("images"), np.ndarray)
+               for b in batches), "each batch must be a dict holding a numpy array 'images'"
+    path = quantize_onnx_static(fp32_path, tmp_path / "int8.onnx", Replay(batches))
     drop = fp32_accuracy - accuracy(path, held_out)
     assert drop <= MAX_ACCURACY_DROP, (
         f"calibrated with your reader, the INT8 model loses {drop:.1%} of accuracy (allowed: "
@@ -127,12 +157,15 @@ def test_reader_calibrates_an_accurate_int8_model(ch05, fp32_path, held_out, fp3
 # Exercise 5.2 ------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def student_int8(ch05, fp32_path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("int8") / "vampirenet_int8.onnx"
-    returned = ch05.quantize_for_the_border(fp32_path, out, PortraitCalibrationReader(n=100))
-    assert Path(returned) == out, "return the path of the quantized file"
-    assert out.is_file(), "no file was written at out_path"
-    return out
+def student_int8(probe, sandbox, fp32_path) -> Path:
+    out = exchanged(sandbox, "int8") / "vampirenet_int8.onnx"
+    returned = probe.quantize(str(fp32_path), str(out), 100)
+    assert returned["path"] is not None and Path(returned["path"]) == out, (
+        "return the path of the quantized file")
+    try:
+        return sandbox.received(out)
+    except SandboxError:
+        pytest.fail("no file was written at out_path", pytrace=False)
 
 
 @pytest.mark.exercise("5.2")
@@ -178,11 +211,10 @@ def test_quantized_model_keeps_its_accuracy(student_int8, held_out, fp32_accurac
 
 @pytest.mark.exercise("5.2")
 @pytest.mark.points(1)
-def test_quantize_missing_model(ch05, tmp_path):
+def test_quantize_missing_model(probe, shared_path):
     """5.2 quantize_for_the_border raises FileNotFoundError naming a missing FP32 file"""
     with pytest.raises(FileNotFoundError) as raised:
-        ch05.quantize_for_the_border(tmp_path / "ashes.onnx", tmp_path / "out.onnx",
-                                     PortraitCalibrationReader(n=10))
+        probe.quantize(str(shared_path / "ashes.onnx"), str(shared_path / "out.onnx"), 10)
     assert "ashes.onnx" in str(raised.value), "the error message should name the missing file"
 
 
@@ -201,17 +233,20 @@ class WavesEveryoneThrough(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def report_models(fp32_path, tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("report")
+def report_models(fp32_path, sandbox) -> dict[str, Path]:
+    folder = exchanged(sandbox, "report")
     int8 = quantize_onnx_static(fp32_path, folder / "int8.onnx", PortraitCalibrationReader(n=60))
     renfield = export_onnx(WavesEveryoneThrough(), folder / "renfield.onnx")
     return {"fp32": fp32_path, "int8": int8, "renfield": renfield}
 
 
 @pytest.fixture(scope="module")
-def report(ch05, report_models) -> list[dict[str, object]]:
-    data = PortraitDataset(200, "test")
-    return ch05.border_report(report_models, data, batch_sizes=(1, 16), threads=1, iters=5)
+def report(probe, report_models) -> list[dict[str, object]]:
+    rows = probe.border_report({name: str(path) for name, path in report_models.items()},
+                               200, "test", (1, 16), 1, 5)
+    assert isinstance(rows, list) and all(isinstance(row, dict) for row in rows), (
+        "return a list of dicts of plain values (names and numbers)")
+    return rows
 
 
 def column(rows: list[dict[str, object]], key: str) -> list[float]:

@@ -3,15 +3,18 @@
 The handler is graded as Lambda would run it: it is made once, then invoked with API Gateway
 events (REST API v1 and HTTP API v2, base64-encoded multipart bodies) built here, which you
 have not seen. No AWS account is involved.
+
+Sealed: your code runs in a sandboxed process. The probe ``autograder/probes/ch08.py`` makes
+your handler there, around the course's app, and passes it each event; the responses come back
+here as plain data and are checked against the grader's own detector.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import gc
 import json
 import math
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,15 +26,12 @@ from vampire_detector.images import to_png
 from vampire_detector.onnx_export import export_trained
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import make_portraits
-from vampire_detector.service.app import create_app
-from vampire_detector.service.runtimes import LoadedModel, load_predictor
-from vampire_detector.service.settings import ServiceSettings
-from vampire_detector.shipping.gateway import close_loop, gateway_event, multipart
+from vampire_detector.shipping.gateway import gateway_event, multipart
 
 
-def answer(handler: Callable, event: dict) -> tuple[int, Any]:
+def answer(handler: Callable, event: dict, collect: bool = False) -> tuple[int, Any]:
     """The status and the decoded JSON body of the handler's response to ``event``."""
-    response = handler(event, None)
+    response = handler(event, collect)
     assert isinstance(response, dict) and "statusCode" in response, \
         "a Lambda handler behind API Gateway returns a dict with a statusCode"
     body = response.get("body") or ""
@@ -41,35 +41,33 @@ def answer(handler: Callable, event: dict) -> tuple[int, Any]:
 
 
 @pytest.fixture(scope="module")
-def ch08(implementation):
-    return implementation("ch08_lambda")
+def ch08(submission):
+    return submission("ch08_lambda")
 
 
 @pytest.fixture(scope="module")
-def onnx_model(tmp_path_factory) -> Path:
-    return export_trained("vampirenet", tmp_path_factory.mktemp("lambda") / "vampirenet.onnx")
+def probe(probes):
+    return probes("ch08", "ch08_lambda")
 
 
 @pytest.fixture(scope="module")
-def loads() -> list[int]:
-    return []
+def onnx_model(sandbox) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="lambda-", dir=sandbox.exchange))
+    return export_trained("vampirenet", folder / "vampirenet.onnx")
 
 
 @pytest.fixture(scope="module")
-def handler(ch08, onnx_model, loads):
-    """The student's handler around the real app, with a loader that counts its calls."""
-    def counting_loader(settings: ServiceSettings) -> LoadedModel:
-        loads.append(1)
-        return load_predictor(settings)
+def loads(handler, probe) -> Callable[[], int]:
+    """How many times the app's loader (which counts its calls) has loaded the model."""
+    return probe.loads
 
-    settings = ServiceSettings(runtime="onnx", model_path=onnx_model, warmup_batches=1,
-                               max_wait_ms=0)
-    made = ch08.make_handler(create_app(settings, loader=counting_loader,
-                                        load_in_background=False))
-    yield made
-    loop = asyncio.get_event_loop_policy().get_event_loop()
-    if not loop.is_closed():
-        close_loop(loop)
+
+@pytest.fixture(scope="module")
+def handler(probe, onnx_model):
+    """The student's handler around the real app, made once in the sandbox."""
+    probe.make(str(onnx_model))
+    yield lambda event, collect=False: probe.invoke(event, collect)
+    probe.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +109,13 @@ def test_rest_api_v1_events(handler, travellers):
 def test_model_is_loaded_once_and_stays_loaded(handler, travellers, loads):
     """8.1 The model loads once, when the handler is made, and survives between invocations"""
     images, _ = travellers
-    assert len(loads) == 1, "the model should be loaded exactly once, when the handler is made"
+    assert loads() == 1, "the model should be loaded exactly once, when the handler is made"
     for image in images:
-        gc.collect()  # Lambda freezes an instance between events; nothing may depend on luck
+        # Lambda freezes an instance between events; nothing may depend on luck
         status, body = answer(handler, gateway_event(2, "POST", "/predict",
-                                                     multipart(to_png(image))))
+                                                     multipart(to_png(image))), collect=True)
         assert status == 200, f"a later invocation answered {status}: {body}"
-    assert len(loads) == 1, f"the model was loaded {len(loads)} times for {len(images)} events"
+    assert loads() == 1, f"the model was loaded {loads()} times for {len(images)} events"
 
 
 @pytest.mark.exercise("8.1")

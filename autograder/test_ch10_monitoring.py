@@ -1,9 +1,13 @@
 """Chapter 10 — Monitoring.
 
-The instrumentation is graded on a small gate app built here, read back through Prometheus's
-own text format. The alert rules are run by promtool against recorded series: some of the
-cases are in autograder/ch10/, the rest only your instructor has. The drift score is checked
+The instrumentation is graded on a small gate app (built in the sandbox by the probe
+``autograder/probes/ch10.py``), read back here through Prometheus's own text format. The alert
+rules are run by promtool against recorded series: some of the cases are in autograder/ch10/,
+the rest only your instructor has. The drift score is checked
 against clean and make-up crowds that the generator draws fresh.
+
+Sealed: your code runs in a sandboxed process (the ``submission`` and ``probes`` fixtures); the
+expected values are computed here.
 """
 
 from __future__ import annotations
@@ -15,9 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from fastapi import FastAPI, HTTPException
-from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from vampire_detector.drift import Reference, cheek_saturation
@@ -31,42 +32,23 @@ HIDDEN_CASES = AUTOGRADER / "hidden"
 
 
 @pytest.fixture(scope="module")
-def ch10(implementation):
-    return implementation("ch10_monitoring")
+def ch10(submission):
+    return submission("ch10_monitoring")
 
 
 # Exercise 10.1 ------------------------------------------------------------------------------
 
-def gate_app() -> FastAPI:
-    app = FastAPI()
-
-    @app.get("/travellers/{name}")
-    def traveller(name: str) -> dict[str, str]:
-        if name == "nosferatu":
-            raise HTTPException(403, "not tonight")
-        return {"name": name}
-
-    @app.post("/inspect")
-    def inspect() -> dict[str, bool]:
-        return {"vampire": False}
-
-    return app
+GATE_TRAFFIC = [("GET", "/travellers/mina"), ("GET", "/travellers/lucy"),
+                ("GET", "/travellers/jonathan"), ("GET", "/travellers/nosferatu"),
+                ("POST", "/inspect"), ("GET", "/crypt/../wine-cellar"), ("GET", "/bats")]
 
 
 @pytest.fixture(scope="module")
-def scraped(ch10) -> dict[str, object]:
+def scraped(probes) -> dict[str, object]:
     """The families the student's metrics expose after a known mix of requests."""
-    app, registry = gate_app(), CollectorRegistry()
-    ch10.instrument(app, registry)
-    with TestClient(app) as client:
-        for name in ("mina", "lucy", "jonathan"):
-            client.get(f"/travellers/{name}")
-        client.get("/travellers/nosferatu")
-        client.post("/inspect")
-        client.get("/crypt/../wine-cellar")
-        client.get("/bats")
-    return {family.name: family
-            for family in text_string_to_metric_families(generate_latest(registry).decode())}
+    text = probes("ch10", "ch10_monitoring").scrape(GATE_TRAFFIC)
+    assert isinstance(text, str), "the probe's scrape did not come back as text"
+    return {family.name: family for family in text_string_to_metric_families(text)}
 
 
 def count(family, **labels: str) -> float:

@@ -109,6 +109,18 @@ def test_gradescope_results_file(course):
         ("Chapter 9 — A test chapter: 9.1 the answer is right", 2, 2, "passed"),
         ("Chapter 9 — A test chapter: 9.3 warnings do not cost points", 1, 1, "passed"),
     ]
+    assert [t["exercise"] for t in results["tests"]] == ["9.1", "9.3"], (
+        "each entry names the exercise of its test's marker")
+
+
+@pytest.mark.parametrize("exercise", [9.1, "", "nine point one"])
+def test_a_results_entry_naming_no_exercise_is_refused(exercise):
+    from autograder.results import results_problems
+
+    entry = {"name": "n", "score": 1, "max_score": 1, "status": "passed", "output": ""}
+    assert results_problems({"score": 1, "tests": [entry]}) == []
+    assert results_problems({"score": 1, "tests": [{**entry, "exercise": "9.1"}]}) == []
+    assert results_problems({"score": 1, "tests": [{**entry, "exercise": exercise}]})
 
 
 def test_stub_failures_reach_gradescope(course):
@@ -279,3 +291,10 @@ def test_a_stale_results_file_is_removed_first(course):
     out.write_text(json.dumps({"score": 999, "tests": []}))
     grade(course, "--impl=nowhere", "--gradescope", str(out))
     assert not out.exists()
+
+
+def test_every_graded_chapter_is_sealed():
+    """No graded test imports the student's code into the grading process."""
+    unsealed = [path.name for path in sorted(AUTOGRADER.glob("test_ch*.py"))
+                if "implementation" in path.read_text()]
+    assert unsealed == [], f"graded in-process, through the implementation fixture: {unsealed}"

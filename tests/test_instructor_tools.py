@@ -95,6 +95,14 @@ def test_grading_a_folder_of_submissions(tmp_path):
     assert {test["name"].split(" — ")[0] for test in graded} == {"Chapter 10", "Chapter 11"}
 
 
+def test_a_hand_in_is_its_exercises_folder_or_its_contents(tmp_path):
+    """Students hand in exercises/ itself or what is in it; both are graded the same."""
+    (tmp_path / "mina" / "exercises").mkdir(parents=True)
+    (tmp_path / "lucy").mkdir()
+    assert grade_submissions.exercises_folder(tmp_path / "mina") == tmp_path / "mina" / "exercises"
+    assert grade_submissions.exercises_folder(tmp_path / "lucy") == tmp_path / "lucy"
+
+
 def test_grading_refuses_a_chapter_without_tests(tmp_path, capsys):
     (tmp_path / "mina").mkdir()
     assert grade_submissions.main([str(tmp_path), "--chapters", "42"]) == 2

@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 from autograder.results import results_problems  # noqa: E402  (the one results schema)
 
 
-def graded_folder(submission: Path) -> Path:
-    """Students hand in either their exercises/ folder or its contents."""
+def exercises_folder(submission: Path) -> Path:
+    """The folder of a hand-in that holds its chNN_*.py files: students hand in either their
+    exercises/ folder or its contents."""
     inner = submission / "exercises"
     return inner if inner.is_dir() else submission
 
@@ -96,7 +97,7 @@ def grade_one(submission: Path, tests: list[str], points: list[tuple[str, float]
     """Grade one submission; its results, checked against ``points``, with a note on failure."""
     with tempfile.TemporaryDirectory(prefix="grading-") as folder:
         copy, results = Path(folder) / "submission", Path(folder) / "out" / "results.json"
-        shutil.copytree(graded_folder(submission), copy, symlinks=False)
+        shutil.copytree(exercises_folder(submission), copy, symlinks=False)
         results.parent.mkdir()
         finished = run_pytest([*tests, f"--impl={copy}", f"--gradescope={results}"],
                               time_limit_s)

@@ -91,6 +91,15 @@ ATTACKS = textwrap.dedent(f"""
 
     def fine():
         return "fine"
+
+    def write(path, text):
+        with open(path, "w") as handle:
+            handle.write(text)
+        return path
+
+    def link(target, path):
+        os.symlink(target, path)
+        return path
 """)
 
 needs_bwrap = pytest.mark.usefixtures("bwrap_installed")
@@ -256,3 +265,25 @@ def test_a_child_that_exits_fails_that_call_only(sealed):
     with pytest.raises(SandboxError, match="ended the grading process"):
         attacks(sealed).die()
     assert attacks(sealed).fine() == "fine"
+
+
+def test_files_cross_through_the_exchange_folder(sealed):
+    """The exchange folder is the one place both sides see: what the child writes there the
+    grader reads, at the same path."""
+    written = attacks(sealed).write(sealed.exchange / "export.onnx", "graph")
+    assert sealed.received(written).read_text() == "graph"
+
+
+@pytest.mark.parametrize("target", [SOLUTION, HIDDEN])
+def test_a_link_out_of_the_exchange_folder_is_refused(sealed, target):
+    """Defence: the grader refuses a 'file' the child made as a link to one it cannot read."""
+    made = attacks(sealed).link(str(target), str(sealed.exchange / "export.onnx"))
+    with pytest.raises(SandboxError):
+        sealed.received(made)
+
+
+@pytest.mark.parametrize("elsewhere", [str(SOLUTION), "/etc/passwd", "../../etc/passwd"])
+def test_a_path_outside_the_exchange_folder_is_refused(sealed, elsewhere):
+    """Defence: a path the child returns is read only inside the exchange folder."""
+    with pytest.raises(SandboxError):
+        sealed.received(sealed.exchange / elsewhere)
