@@ -69,5 +69,9 @@ def load_any(settings: ServiceSettings) -> LoadedModel:
 
 
 def create_app(settings: ServiceSettings | None = None, **options) -> FastAPI:
-    """The service of ``vampire_detector.service.app``, loading models with ``load_any``."""
-    return service_app.create_app(settings, loader=load_any, **options)
+    """The service of ``vampire_detector.service.app``, loading models with ``load_any``.
+
+    A ``loader`` passed in (a test's fake model) takes its place.
+    """
+    options.setdefault("loader", load_any)
+    return service_app.create_app(settings, **options)

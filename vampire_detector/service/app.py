@@ -28,6 +28,7 @@ from vampire_detector.portraits import make_portraits
 from vampire_detector.predictor import Prediction
 from vampire_detector.service.batcher import MicroBatcher, QueueFull
 from vampire_detector.service.body_limit import BodyLimit
+from vampire_detector.service.decoding import DecodeSlots, decode_upload
 from vampire_detector.service.errors import ServiceError, install_error_handlers
 from vampire_detector.service.metrics import (
     DriftWatch,
@@ -46,11 +47,10 @@ from vampire_detector.service.schemas import (
     ReadyOut,
 )
 from vampire_detector.service.settings import ServiceSettings
-from vampire_detector.service.uploads import UploadLimits, read_portrait
+from vampire_detector.service.uploads import UploadLimits
 
 log = logging.getLogger("vampire_detector.service")
 Loader = Callable[[ServiceSettings], LoadedModel]
-INLINE_DECODE_BYTES = 32_768  # smaller uploads decode on the loop; a thread hop costs more
 FORM_OVERHEAD = 65_536  # multipart boundaries and headers around the image bytes
 
 
@@ -61,6 +61,7 @@ class Service:
     settings: ServiceSettings
     limits: UploadLimits
     metrics: ServiceMetrics
+    slots: DecodeSlots
     model: LoadedModel | None = None
     batcher: MicroBatcher[Queued, Prediction] | None = None
     failure: str | None = None  # why loading failed, if it did
@@ -68,7 +69,8 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self.warmed.is_set() and self.batcher is not None
+        """Loaded, warmed, and its batcher still running (not stopping, not crashed)."""
+        return self.warmed.is_set() and self.batcher is not None and self.batcher.running
 
 
 def warm_up(model: LoadedModel, settings: ServiceSettings) -> None:
@@ -107,8 +109,9 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
 def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = app.state.service = Service(settings, UploadLimits.from_settings(settings),
-                                              app.state.metrics)
+        service = app.state.service = Service(
+            settings, UploadLimits.from_settings(settings), app.state.metrics,
+            DecodeSlots(settings.max_decodes, settings.max_decodes_waiting))
         loading = asyncio.create_task(load_and_warm(service, loader))
         if not background:
             await loading
@@ -140,25 +143,40 @@ ReadyService = Annotated[Service, Depends(ready_service)]
 
 
 async def read_upload(upload: UploadFile, service: Service) -> np.ndarray:
-    """The portrait in one uploaded file, decoded on a thread when it is large."""
+    """The portrait in one uploaded file, decoded on a thread when its header says it is large."""
     data = await upload.read(service.limits.max_bytes + 1)
-    if len(data) <= INLINE_DECODE_BYTES:
-        return read_portrait(data, upload.content_type, service.limits)
-    return await anyio.to_thread.run_sync(read_portrait, data, upload.content_type,
-                                          service.limits)
+    return await decode_upload(data, upload.content_type, service.limits, service.slots)
 
 
-async def classify(service: Service, images: Sequence[np.ndarray]) -> list[Prediction]:
+async def disconnected(request: Request) -> None:
+    """Return once the client has gone. The body is read, so the next message says so."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def classify(service: Service, images: Sequence[np.ndarray],
+                   request: Request) -> list[Prediction]:
+    """Run the images through the batcher, all or none, unless the client leaves first."""
+    queued = time.perf_counter()  # the batcher's metrics measure the wait from here
+    answer = asyncio.ensure_future(service.batcher.submit_all([(queued, i) for i in images]))
+    gone = asyncio.ensure_future(disconnected(request))
     try:
-        queued = time.perf_counter()  # the batcher's metrics measure the wait from here
-        return list(await asyncio.gather(*(service.batcher.submit((queued, i))
-                                           for i in images)))
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        answer.cancel()  # a no-op once answered; else the images never reach the model
+    try:
+        return answer.result()
     except QueueFull as error:
         raise ServiceError(503, "busy", f"the detector is busy ({error}); retry "
                            "shortly") from error
+    except asyncio.CancelledError:
+        raise ServiceError(499, "client_closed_request", "the client left before its "
+                           "answer was ready") from None
 
 
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
+    400: "a malformed form (for example, more image parts than the route takes)",
     413: "the upload is too large", 415: "not a PNG, JPEG or WebP image",
     422: "not a usable image (corrupt, truncated, a decompression bomb, too small)",
     503: "the model is not ready yet, or the queue is full"}.items()}
@@ -169,21 +187,30 @@ def body_limits(settings: ServiceSettings) -> dict[str, int]:
             "/predict/batch": settings.max_batch_files * settings.max_upload_bytes + FORM_OVERHEAD}
 
 
-def add_prediction_routes(app: FastAPI) -> None:
+def form_limits(files: int) -> dict[str, int]:
+    """Multipart limits: ``files`` file parts, a few small text fields (Starlette allows 1,000)."""
+    return {"max_files": files, "max_fields": 8, "max_part_size": 4096}
+
+
+def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
     @app.post("/predict", response_model=PredictionOut, responses=ERRORS,
-              summary="Is the traveller in this portrait a vampire?")
-    async def predict(service: ReadyService,
+              summary="Is the traveller in this portrait a vampire?",
+              form_limits=form_limits(1))  # a second image is refused, not silently dropped
+    async def predict(request: Request, service: ReadyService,
                       image: Annotated[UploadFile, File(description="a PNG, JPEG or WebP "
                                                         "portrait")]) -> PredictionOut:
         start = time.perf_counter()
-        (prediction,) = await classify(service, [await read_upload(image, service)])
+        (prediction,) = await classify(service, [await read_upload(image, service)], request)
         return PredictionOut(label=prediction.label, probability=prediction.probability,
                              model_version=service.model.version,
                              latency_ms=round((time.perf_counter() - start) * 1000, 3))
 
     @app.post("/predict/batch", response_model=BatchOut, responses=ERRORS,
-              summary="Judge a whole coach of travellers at once")
-    async def predict_batch(service: ReadyService,
+              summary="Judge a whole coach of travellers at once",
+              # One more than allowed: a near miss gets the route's own clear 413 below; a
+              # flood of parts is cut off while parsing, before it is spooled to disk.
+              form_limits=form_limits(settings.max_batch_files + 1))
+    async def predict_batch(request: Request, service: ReadyService,
                             images: Annotated[list[UploadFile], File(
                                 description="up to max_batch_files portraits")]) -> BatchOut:
         start = time.perf_counter()
@@ -197,7 +224,7 @@ def add_prediction_routes(app: FastAPI) -> None:
             except ServiceError as error:
                 raise ServiceError(error.status, error.code,
                                    f"images[{index}]: {error.message}") from error
-        predictions = await classify(service, pixels)
+        predictions = await classify(service, pixels, request)
         return BatchOut(predictions=[LabelOut(label=p.label, probability=p.probability)
                                      for p in predictions],
                         model_version=service.model.version,
@@ -233,7 +260,7 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     app.add_middleware(BodyLimit, limits=body_limits(settings))
     install_error_handlers(app)
     add_probe_routes(app)
-    add_prediction_routes(app)
+    add_prediction_routes(app, settings)
     add_metrics(app)  # last: the outermost middleware also counts what BodyLimit refuses
     return app
 

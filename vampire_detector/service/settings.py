@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     max_batch_files: int = Field(32, ge=1, le=1024, description="images per /predict/batch")
     max_upload_bytes: int = Field(2_000_000, ge=1024, description="largest image file accepted")
     max_pixels: int = Field(4096 * 4096, ge=64, description="largest decoded image (bomb guard)")
+    max_jpeg_scans: int = Field(100, ge=1, description="most scans in a progressive JPEG; "
+                                "each one costs a pass over the whole image")
+    max_decodes: int = Field(2, ge=1, le=64, description="large images decoded at once, on "
+                             "worker threads: bounds the memory that decoding holds")
+    max_decodes_waiting: int = Field(16, ge=0, description="large images waiting for a "
+                                     "decoder; more get 503 with Retry-After")
     warmup_batches: int = Field(3, ge=0, description="model calls made before /ready says yes")
 
     @model_validator(mode="after")
