@@ -164,7 +164,9 @@ async def classify(service: Service, images: Sequence[np.ndarray],
         await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gone.cancel()
-        answer.cancel()  # a no-op once answered; else the images never reach the model
+        if not answer.done():  # the client left: its images must never reach the model
+            answer.cancel()
+            await asyncio.wait({answer})
     try:
         return answer.result()
     except QueueFull as error:
