@@ -22,10 +22,19 @@ from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Request, Security, UploadFile
+from fastapi.security import APIKeyHeader
 
 from vampire_detector.portraits import make_portraits
 from vampire_detector.predictor import Prediction
+from vampire_detector.service.auth import (
+    CALLER,
+    HEADER,
+    Admission,
+    ApiKeys,
+    Gatekeeper,
+    TokenBuckets,
+)
 from vampire_detector.service.batcher import MicroBatcher, QueueFull
 from vampire_detector.service.body_limit import BodyLimit
 from vampire_detector.service.decoding import DecodeSlots, decode_upload
@@ -140,6 +149,23 @@ async def ready_service(service: Annotated[Service, Depends(get_service)]) -> Se
 
 
 ReadyService = Annotated[Service, Depends(ready_service)]
+API_KEY = APIKeyHeader(name=HEADER, auto_error=False, scheme_name="api_key",
+                       description="an API key the operator gave you")
+
+
+async def caller(request: Request, key: Annotated[str | None, Security(API_KEY)]) -> str:
+    """Who is asking: admitted by ``Admission`` before the body was read, or checked here."""
+    admitted = request.scope.get(CALLER)
+    if admitted is not None:
+        return admitted
+    address = request.client.host if request.client else "unknown"
+    return request.app.state.gatekeeper.admit(key, address)
+
+
+def make_gatekeeper(settings: ServiceSettings) -> Gatekeeper:
+    buckets = (TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+               if settings.rate_limit_per_s > 0 else None)
+    return Gatekeeper(ApiKeys.load(settings.api_keys_sha256, settings.api_keys_file), buckets)
 
 
 async def read_upload(upload: UploadFile, service: Service) -> np.ndarray:
@@ -179,6 +205,8 @@ async def classify(service: Service, images: Sequence[np.ndarray],
 
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
     400: "a malformed form (for example, more image parts than the route takes)",
+    401: "no API key (when the service requires keys)", 403: "an API key that is not valid",
+    429: "over the rate limit; retry after Retry-After seconds",
     413: "the upload is too large", 415: "not a PNG, JPEG or WebP image",
     422: "not a usable image (corrupt, truncated, a decompression bomb, too small)",
     503: "the model is not ready yet, or the queue is full"}.items()}
@@ -195,8 +223,12 @@ def form_limits(files: int) -> dict[str, int]:
 
 
 def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
+    gatekeeper = app.state.gatekeeper
+    guarded = ([Security(caller)] if gatekeeper.keys.enabled or gatekeeper.buckets is not None
+               else [])
+
     @app.post("/predict", response_model=PredictionOut, responses=ERRORS,
-              summary="Is the traveller in this portrait a vampire?",
+              summary="Is the traveller in this portrait a vampire?", dependencies=guarded,
               form_limits=form_limits(1))  # a second image is refused, not silently dropped
     async def predict(request: Request, service: ReadyService,
                       image: Annotated[UploadFile, File(description="a PNG, JPEG or WebP "
@@ -208,7 +240,7 @@ def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
                              latency_ms=round((time.perf_counter() - start) * 1000, 3))
 
     @app.post("/predict/batch", response_model=BatchOut, responses=ERRORS,
-              summary="Judge a whole coach of travellers at once",
+              summary="Judge a whole coach of travellers at once", dependencies=guarded,
               # One more than allowed: a near miss gets the route's own clear 413 below; a
               # flood of parts is cut off while parsing, before it is spooled to disk.
               form_limits=form_limits(settings.max_batch_files + 1))
@@ -256,10 +288,14 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     Lambda that have no readiness probe.
     """
     settings = settings or ServiceSettings()
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="Dracula's vampire detector", version="1.0",
                   description="Upload a traveller's portrait; learn whether they are a vampire.",
-                  lifespan=make_lifespan(settings, loader, load_in_background))
+                  lifespan=make_lifespan(settings, loader, load_in_background), **docs)
+    app.state.gatekeeper = gatekeeper = make_gatekeeper(settings)
     app.add_middleware(BodyLimit, limits=body_limits(settings))
+    if gatekeeper.keys.enabled or gatekeeper.buckets is not None:  # outside: before the body
+        app.add_middleware(Admission, gatekeeper=gatekeeper, paths=body_limits(settings))
     install_error_handlers(app)
     add_probe_routes(app)
     add_prediction_routes(app, settings)

@@ -28,13 +28,15 @@ RETRY_AFTER_S = 1  # when to come back after a 503 (busy, loading, shutting down
 class ServiceError(Exception):
     """A refusal with an HTTP status, a stable machine-readable code and a human message.
 
-    A 503 or 429 also tells the client when to retry (``retry_after``, in whole seconds).
+    A 503 or 429 also tells the client when to retry (``retry_after``, in whole seconds); a
+    401 says how to authenticate (``headers``: ``WWW-Authenticate``).
     """
 
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None):
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-        self.retry_after = retry_after
+        self.retry_after, self.headers = retry_after, dict(headers or {})
 
 
 def error_response(status: int, code: str, message: str,
@@ -49,7 +51,9 @@ def error_response(status: int, code: str, message: str,
 
 
 async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
-    return error_response(error.status, error.code, error.message, error.retry_after)
+    response = error_response(error.status, error.code, error.message, error.retry_after)
+    response.headers.update(error.headers)
+    return response
 
 
 async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
