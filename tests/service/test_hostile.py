@@ -38,7 +38,8 @@ from vampire_detector.service.uploads import (
 )
 
 SETTINGS = ServiceSettings(max_upload_bytes=100_000, max_batch_files=4, max_batch_size=1,
-                           max_queue=2, warmup_batches=0, max_decodes=1, max_decodes_waiting=0)
+                           max_queue=2, warmup_batches=0, max_decodes=1, max_decodes_waiting=0,
+                           body_idle_timeout_s=0.5)
 
 
 class Gate(Predictor):
@@ -277,13 +278,34 @@ def test_a_refused_batch_runs_none_of_its_images(client, gate, portraits):
 
 async def leave_at_once(app, request: httpx.Request) -> int:
     """Send ``request`` to the ASGI app as a client that disconnects right after its body."""
-    body, sent, status = request.read(), [], []
+    body, sent = request.read(), []
 
     async def receive():
         if not sent:
             sent.append(True)
             return {"type": "http.request", "body": body, "more_body": False}
         return {"type": "http.disconnect"}
+
+    return await call(app, request, receive)
+
+
+async def trickle(app, request: httpx.Request) -> int:
+    """Send half of ``request``'s body, then nothing for a minute."""
+    body, sent = request.read(), []
+
+    async def receive():
+        if not sent:
+            sent.append(True)
+            return {"type": "http.request", "body": body[:len(body) // 2], "more_body": True}
+        await asyncio.sleep(60)
+        return {"type": "http.disconnect"}
+
+    return await call(app, request, receive)
+
+
+async def call(app, request: httpx.Request, receive) -> int:
+    """The status the ASGI app answers ``request`` with, its body coming from ``receive``."""
+    status = []
 
     async def send(message):
         if message["type"] == "http.response.start":
@@ -311,6 +333,14 @@ def test_a_client_that_leaves_costs_no_model_call(client, gate, portraits):
         assert busy.result(10).status_code == 200
     time.sleep(0.2)  # had its image been queued, the batcher would run it now
     assert items_run(client) == 1
+
+
+def test_a_body_that_stops_arriving_gets_408(client, portraits):
+    request = httpx.Request("POST", "http://testserver/predict", files={
+        "image": ("a.png", to_png(portraits[2]), "image/png")})
+    start = time.monotonic()
+    assert client.portal.call(trickle, client.app, request) == 408
+    assert time.monotonic() - start < 10  # the client's minute of silence was not waited out
 
 
 def test_shutdown_answers_waiting_requests_with_a_json_503(client, gate, portraits):

@@ -293,7 +293,8 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
                   description="Upload a traveller's portrait; learn whether they are a vampire.",
                   lifespan=make_lifespan(settings, loader, load_in_background), **docs)
     app.state.gatekeeper = gatekeeper = make_gatekeeper(settings)
-    app.add_middleware(BodyLimit, limits=body_limits(settings))
+    app.add_middleware(BodyLimit, limits=body_limits(settings),
+                       idle_timeout_s=settings.body_idle_timeout_s)
     if gatekeeper.keys.enabled or gatekeeper.buckets is not None:  # outside: before the body
         app.add_middleware(Admission, gatekeeper=gatekeeper, paths=body_limits(settings))
     install_error_handlers(app)

@@ -20,8 +20,8 @@ log = logging.getLogger("vampire_detector.service")
 
 # Codes for the HTTP errors that FastAPI or Starlette raise before our code runs.
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-              405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-              429: "too_many_requests", 503: "unavailable"}
+              405: "method_not_allowed", 408: "request_timeout", 413: "too_large",
+              415: "unsupported_media_type", 429: "too_many_requests", 503: "unavailable"}
 RETRY_AFTER_S = 1  # when to come back after a 503 (busy, loading, shutting down)
 
 

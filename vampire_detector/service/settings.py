@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
                              "worker threads: bounds the memory that decoding holds")
     max_decodes_waiting: int = Field(16, ge=0, description="large images waiting for a "
                                      "decoder; more get 503 with Retry-After")
+    body_idle_timeout_s: float = Field(10.0, gt=0, description="longest pause between two "
+                                       "parts of a request body before a 408")
     warmup_batches: int = Field(3, ge=0, description="model calls made before /ready says yes")
     api_keys_sha256: str = Field("", description="SHA-256 hex digests of the API keys that may "
                                  "call /predict, separated by commas. With neither this nor "
