@@ -286,10 +286,10 @@ async def leave_at_once(app, request: httpx.Request) -> int:
             return {"type": "http.request", "body": body, "more_body": False}
         return {"type": "http.disconnect"}
 
-    return await call(app, request, receive)
+    return (await call(app, request, receive))[0]
 
 
-async def trickle(app, request: httpx.Request) -> int:
+async def trickle(app, request: httpx.Request) -> tuple[int, dict[bytes, bytes]]:
     """Send half of ``request``'s body, then nothing for a minute."""
     body, sent = request.read(), []
 
@@ -303,13 +303,14 @@ async def trickle(app, request: httpx.Request) -> int:
     return await call(app, request, receive)
 
 
-async def call(app, request: httpx.Request, receive) -> int:
-    """The status the ASGI app answers ``request`` with, its body coming from ``receive``."""
-    status = []
+async def call(app, request: httpx.Request, receive) -> tuple[int, dict[bytes, bytes]]:
+    """The status and headers of the app's answer to ``request``, its body from ``receive``."""
+    status, headers = [], []
 
     async def send(message):
         if message["type"] == "http.response.start":
             status.append(message["status"])
+            headers.extend(message["headers"])
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": request.method, "scheme": "http", "path": request.url.path,
@@ -317,7 +318,7 @@ async def call(app, request: httpx.Request, receive) -> int:
              "headers": [(k.lower(), v) for k, v in request.headers.raw],
              "client": ("127.0.0.1", 1), "server": ("testserver", 80), "state": {}}
     await app(scope, receive, send)
-    return status[0]
+    return status[0], dict(headers)
 
 
 def test_a_client_that_leaves_costs_no_model_call(client, gate, portraits):
@@ -339,8 +340,10 @@ def test_a_body_that_stops_arriving_gets_408(client, portraits):
     request = httpx.Request("POST", "http://testserver/predict", files={
         "image": ("a.png", to_png(portraits[2]), "image/png")})
     start = time.monotonic()
-    assert client.portal.call(trickle, client.app, request) == 408
+    status, headers = client.portal.call(trickle, client.app, request)
+    assert status == 408
     assert time.monotonic() - start < 10  # the client's minute of silence was not waited out
+    assert headers[b"connection"] == b"close"  # its connection, and its place, are freed
 
 
 def test_shutdown_answers_waiting_requests_with_a_json_503(client, gate, portraits):
