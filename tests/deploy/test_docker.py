@@ -104,3 +104,20 @@ def test_lambda_image_names_the_handler():
     module, _, attribute = target.rpartition(".")
     assert attribute == "handler"
     assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+
+
+@pytest.mark.parametrize("dockerfile", SERVING, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_uvicorn_bounds_what_clients_can_hold(dockerfile):
+    """A connection cap (503 beyond), short idle keep-alives, bounded headers, a drain."""
+    stage = final_stage(instructions(dockerfile))
+    command = exec_form([i.args for i in stage if i.keyword == "CMD"][-1])
+    assert 1 <= int(option(command, "--limit-concurrency")) <= 1000
+    assert 1 <= int(option(command, "--timeout-keep-alive")) <= 30
+    assert int(option(command, "--h11-max-incomplete-event-size")) <= 64 * 1024
+    assert int(option(command, "--timeout-graceful-shutdown")) > 0
+
+
+@pytest.mark.parametrize("dockerfile", SERVING, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_image_grants_every_gpu_by_default(dockerfile):
+    """Which GPUs a container sees is the host's choice (--gpus, the device plugin)."""
+    assert "NVIDIA_VISIBLE_DEVICES" not in env_vars(final_stage(instructions(dockerfile)))

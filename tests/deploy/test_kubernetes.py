@@ -146,3 +146,83 @@ def test_gpu_overlay(gpu_deployment):
     assert env(container)["VAMPIRE_RUNTIME"] == "onnx"  # kept from the base by the merge
     kustomization = yaml.safe_load((GPU / "kustomization.yaml").read_text())
     assert kustomization["images"][0]["newTag"].endswith("-cuda")
+
+
+# --- Hardening: who may reach the pods, with what identity, using how much ---------------
+
+def test_the_namespace_enforces_the_restricted_pod_security_profile(base):
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    namespace = find(base, "Namespace")
+    assert namespace["metadata"]["name"] == kustomization["namespace"]
+    labels = namespace["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    container = the_container(find(base, "Deployment"))  # what "restricted" demands of it
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert pod_spec(find(base, "Deployment"))["securityContext"]["seccompProfile"]["type"] \
+        == "RuntimeDefault"
+
+
+def test_pods_run_as_their_own_service_account_without_a_token(base):
+    deployment = find(base, "Deployment")
+    account = find(base, "ServiceAccount")
+    assert pod_spec(deployment)["serviceAccountName"] == account["metadata"]["name"]
+    assert account["automountServiceAccountToken"] is False
+    assert pod_spec(deployment)["automountServiceAccountToken"] is False
+    assert not [doc for doc in base if doc["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
+
+
+def test_traffic_is_denied_by_default_and_allowed_from_the_gateway_and_prometheus(base):
+    policies = {doc["metadata"]["name"]: doc["spec"] for doc in base
+                if doc["kind"] == "NetworkPolicy"}
+    deny = [spec for spec in policies.values() if spec["podSelector"] == {}]
+    assert deny and set(deny[0]["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny[0] and "egress" not in deny[0]
+    deployment = find(base, "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (allow,) = [spec for spec in policies.values()
+                if spec["podSelector"].get("matchLabels", {"-": "-"}).items() <= labels.items()]
+    (rule,) = allow["ingress"]
+    sources = rule["from"]
+    assert all("namespaceSelector" in source for source in sources)  # never "from anywhere"
+    assert any(source.get("podSelector", {}).get("matchLabels", {}).get(
+        "app.kubernetes.io/name") == "prometheus" for source in sources)
+    container = the_container(deployment)
+    assert [container_port(container, port["port"]) for port in rule["ports"]] == [8000]
+
+
+def test_keys_come_from_a_secret_and_the_service_can_read_them(base):
+    from vampire_detector.service.auth import parse_digests
+    from vampire_detector.service.settings import ServiceSettings
+
+    deployment = find(base, "Deployment")
+    container = the_container(deployment)
+    path = env(container)["VAMPIRE_API_KEYS_FILE"]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    (volume,) = [v for v in pod_spec(deployment)["volumes"] if v["name"] == mount["name"]]
+    secret = find(base, "Secret", volume["secret"]["secretName"])
+    key = path.removeprefix(mount["mountPath"] + "/")
+    assert parse_digests(secret["stringData"][key])  # digests, never the keys themselves
+    fields = set(ServiceSettings.model_fields)
+    for name in env(container):  # every VAMPIRE_* variable is a real setting
+        if name.startswith("VAMPIRE_"):
+            assert name.removeprefix("VAMPIRE_").lower() in fields, name
+    assert env(container)["VAMPIRE_DOCS"] == "false"
+
+
+@pytest.mark.parametrize("variant", ["base", "gpu"])
+def test_disk_is_bounded_and_shutdown_drains(base, gpu_deployment, variant):
+    deployment = find(base, "Deployment") if variant == "base" else gpu_deployment
+    container = the_container(deployment)
+    for part in ("requests", "limits"):
+        assert "ephemeral-storage" in container["resources"][part]
+    drain = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    command = container["args"]
+    graceful = int(option(command, "--timeout-graceful-shutdown"))
+    assert drain + graceful < pod_spec(deployment)["terminationGracePeriodSeconds"]
+
+
+def test_the_manifest_runs_the_images_command_with_the_same_limits(base):
+    """The args spell out the image's CMD; they must not drift apart."""
+    stage = final_stage(instructions(ROOT / "deploy/docker/Dockerfile"))
+    image_command = exec_form([i.args for i in stage if i.keyword == "CMD"][-1])
+    assert the_container(find(base, "Deployment"))["args"] == image_command

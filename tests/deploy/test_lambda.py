@@ -118,3 +118,48 @@ def test_handler_attribute_is_built_lazily(monkeypatch, onnx_model):
     asyncio.set_event_loop(previous)  # the module's handler runs on its own loop again
     with pytest.raises(AttributeError):
         _ = lambda_handler.no_such_thing
+
+
+def template() -> dict:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """Reads CloudFormation's short tags (!Ref, !Sub, ...) as plain values."""
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: (
+        loader.construct_scalar(node) if isinstance(node, yaml.ScalarNode)
+        else loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+        else loader.construct_mapping(node)))
+    return yaml.load(TEMPLATE.read_text(), Loader=Loader)
+
+
+def test_the_api_demands_a_key_but_the_probes_stay_open():
+    resources = template()["Resources"]
+    auth = resources["BorderApi"]["Properties"]["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["Identity"]["Headers"] == ["X-API-Key"]
+    assert authorizer["EnableSimpleResponses"] is True
+    code = resources["KeyCheckFunction"]["Properties"]["InlineCode"]
+    assert "hmac.compare_digest" in code and "sha256" in code
+    events = resources["DetectorFunction"]["Properties"]["Events"]
+    open_paths = {e["Properties"]["Path"] for e in events.values()
+                  if e["Properties"].get("Auth", {}).get("Authorizer") == "NONE"}
+    assert open_paths == {"/health", "/ready"}
+
+
+def test_the_authorizers_code_admits_only_known_keys(monkeypatch):
+    from vampire_detector.service.auth import digest
+
+    code = template()["Resources"]["KeyCheckFunction"]["Properties"]["InlineCode"]
+    monkeypatch.setenv("API_KEY_DIGESTS", f"{digest('renfield')}, {digest('mina')}")
+    namespace: dict = {}
+    exec(compile(code, "index.py", "exec"), namespace)  # the template's own code, as Lambda runs it
+    for key, admitted in [("renfield", True), ("mina", True), ("dracula", False), ("", False)]:
+        event = {"headers": {"x-api-key": key}}
+        assert namespace["handler"](event, None) == {"isAuthorized": admitted}, key
+
+
+def test_concurrency_is_reserved_so_a_flood_has_a_ceiling():
+    properties = template()["Resources"]["DetectorFunction"]["Properties"]
+    assert properties["ReservedConcurrentExecutions"] == "ReservedConcurrency"
+    assert template()["Parameters"]["ReservedConcurrency"]["Default"] >= 1

@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from vampire_detector.service.batcher import MicroBatcher, QueueFull
+from vampire_detector.service.errors import ServiceError
 
 
 class Model:
@@ -116,7 +117,8 @@ def test_stop_answers_everyone_still_waiting():
         return await asyncio.gather(*calls, return_exceptions=True)
 
     results = asyncio.run(main())
-    assert all(isinstance(result, RuntimeError) for result in results[1:])
+    assert all(isinstance(result, ServiceError) and result.status == 503
+               and result.code == "shutting_down" for result in results[1:])
 
 
 def test_a_model_that_loses_results_is_an_error_for_its_callers():
@@ -130,3 +132,67 @@ def test_a_model_that_loses_results_is_an_error_for_its_callers():
 def test_submit_before_start_is_an_error():
     with pytest.raises(RuntimeError, match="start"):
         asyncio.run(MicroBatcher(lambda items: items).submit(1))
+
+
+def test_a_group_that_does_not_fit_is_refused_whole():
+    model = Model()
+    model.release.clear()
+    batcher = MicroBatcher(model, max_batch_size=1, max_wait_s=0, max_queue=2)
+
+    async def main():
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        with pytest.raises(QueueFull):
+            await batcher.submit_all([1, 2, 3])  # two places: none of the three may queue
+        model.release.set()
+        await first
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert model.batches == [[0]]
+
+
+def test_a_caller_that_gives_up_costs_no_model_call():
+    model = Model()
+    model.release.clear()
+    batcher = MicroBatcher(model, max_batch_size=1, max_wait_s=0)
+
+    async def main():
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.submit(0))
+        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        gone = asyncio.ensure_future(batcher.submit_all([1, 2]))
+        await asyncio.sleep(0)
+        gone.cancel()
+        model.release.set()
+        await first
+        await batcher.submit(3)
+        await batcher.stop()
+
+    asyncio.run(main())
+    assert model.batches == [[0], [3]]
+
+
+def test_a_dead_worker_fails_its_callers_and_stops_running():
+    batcher = MicroBatcher(lambda items: items, max_batch_size=1, max_wait_s=0)
+
+    async def broken(batch):  # a bug in the batcher itself, met with a caller waiting
+        batch.append(await batcher._queue.get())
+        raise RuntimeError("a bug in the batcher")
+
+    batcher._collect = broken
+
+    async def main():
+        await batcher.start()
+        assert batcher.running
+        with pytest.raises(ServiceError) as waiting:
+            await asyncio.wait_for(batcher.submit(1), 5)
+        assert not batcher.running
+        with pytest.raises(ServiceError) as later:
+            await batcher.submit(2)
+        await batcher.stop()
+        return waiting.value, later.value
+
+    for error in asyncio.run(main()):
+        assert (error.status, error.code) == (503, "batcher_failed")

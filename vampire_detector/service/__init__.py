@@ -3,11 +3,12 @@
     uvicorn --factory vampire_detector.service.app:create_app
 
 One concept per module: ``settings`` (configuration from the environment), ``runtimes`` (which
-model runs and how), ``uploads`` (turning untrusted bytes into a portrait), ``body_limit`` (the
-request-size guard), ``batcher`` (grouping concurrent requests into one model call), ``errors``
-(the one error body), ``schemas`` (what the responses look like), ``metrics`` (what Prometheus
-scrapes, Chapter 10), ``app`` (the factory, its lifespan and its routes) and ``lambda_handler``
-(the same app behind AWS Lambda, Chapter 8).
+model runs and how), ``uploads`` (turning untrusted bytes into a portrait), ``decoding`` (where
+and how many uploads decode at once), ``body_limit`` (the request-size and stalled-body guard),
+``auth`` (API keys and rate limits), ``batcher`` (grouping concurrent requests into one model
+call), ``errors`` (the one error body), ``schemas`` (what the responses look like), ``metrics``
+(what Prometheus scrapes, Chapter 10), ``app`` (the factory, its lifespan and its routes) and
+``lambda_handler`` (the same app behind AWS Lambda, Chapter 8).
 
 The package imports only the torch-free core of the library (images, portraits, predictor, the
 ONNX Runtime detector, drift), so that an image with ONNX Runtime and no PyTorch can run it;

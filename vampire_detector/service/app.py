@@ -22,12 +22,22 @@ from typing import Annotated
 
 import anyio
 import numpy as np
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Request, Security, UploadFile
+from fastapi.security import APIKeyHeader
 
 from vampire_detector.portraits import make_portraits
 from vampire_detector.predictor import Prediction
+from vampire_detector.service.auth import (
+    CALLER,
+    HEADER,
+    Admission,
+    ApiKeys,
+    Gatekeeper,
+    TokenBuckets,
+)
 from vampire_detector.service.batcher import MicroBatcher, QueueFull
 from vampire_detector.service.body_limit import BodyLimit
+from vampire_detector.service.decoding import DecodeSlots, decode_upload
 from vampire_detector.service.errors import ServiceError, install_error_handlers
 from vampire_detector.service.metrics import (
     DriftWatch,
@@ -46,11 +56,10 @@ from vampire_detector.service.schemas import (
     ReadyOut,
 )
 from vampire_detector.service.settings import ServiceSettings
-from vampire_detector.service.uploads import UploadLimits, read_portrait
+from vampire_detector.service.uploads import UploadLimits
 
 log = logging.getLogger("vampire_detector.service")
 Loader = Callable[[ServiceSettings], LoadedModel]
-INLINE_DECODE_BYTES = 32_768  # smaller uploads decode on the loop; a thread hop costs more
 FORM_OVERHEAD = 65_536  # multipart boundaries and headers around the image bytes
 
 
@@ -61,6 +70,7 @@ class Service:
     settings: ServiceSettings
     limits: UploadLimits
     metrics: ServiceMetrics
+    slots: DecodeSlots
     model: LoadedModel | None = None
     batcher: MicroBatcher[Queued, Prediction] | None = None
     failure: str | None = None  # why loading failed, if it did
@@ -68,7 +78,8 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self.warmed.is_set() and self.batcher is not None
+        """Loaded, warmed, and its batcher still running (not stopping, not crashed)."""
+        return self.warmed.is_set() and self.batcher is not None and self.batcher.running
 
 
 def warm_up(model: LoadedModel, settings: ServiceSettings) -> None:
@@ -107,8 +118,9 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
 def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        service = app.state.service = Service(settings, UploadLimits.from_settings(settings),
-                                              app.state.metrics)
+        service = app.state.service = Service(
+            settings, UploadLimits.from_settings(settings), app.state.metrics,
+            DecodeSlots(settings.max_decodes, settings.max_decodes_waiting))
         loading = asyncio.create_task(load_and_warm(service, loader))
         if not background:
             await loading
@@ -137,28 +149,64 @@ async def ready_service(service: Annotated[Service, Depends(get_service)]) -> Se
 
 
 ReadyService = Annotated[Service, Depends(ready_service)]
+API_KEY = APIKeyHeader(name=HEADER, auto_error=False, scheme_name="api_key",
+                       description="an API key the operator gave you")
+
+
+async def caller(request: Request, key: Annotated[str | None, Security(API_KEY)]) -> str:
+    """Who is asking: admitted by ``Admission`` before the body was read, or checked here."""
+    admitted = request.scope.get(CALLER)
+    if admitted is not None:
+        return admitted
+    address = request.client.host if request.client else "unknown"
+    return request.app.state.gatekeeper.admit(key, address)
+
+
+def make_gatekeeper(settings: ServiceSettings) -> Gatekeeper:
+    buckets = (TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+               if settings.rate_limit_per_s > 0 else None)
+    return Gatekeeper(ApiKeys.load(settings.api_keys_sha256, settings.api_keys_file), buckets)
 
 
 async def read_upload(upload: UploadFile, service: Service) -> np.ndarray:
-    """The portrait in one uploaded file, decoded on a thread when it is large."""
+    """The portrait in one uploaded file, decoded on a thread when its header says it is large."""
     data = await upload.read(service.limits.max_bytes + 1)
-    if len(data) <= INLINE_DECODE_BYTES:
-        return read_portrait(data, upload.content_type, service.limits)
-    return await anyio.to_thread.run_sync(read_portrait, data, upload.content_type,
-                                          service.limits)
+    return await decode_upload(data, upload.content_type, service.limits, service.slots)
 
 
-async def classify(service: Service, images: Sequence[np.ndarray]) -> list[Prediction]:
+async def disconnected(request: Request) -> None:
+    """Return once the client has gone. The body is read, so the next message says so."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def classify(service: Service, images: Sequence[np.ndarray],
+                   request: Request) -> list[Prediction]:
+    """Run the images through the batcher, all or none, unless the client leaves first."""
+    queued = time.perf_counter()  # the batcher's metrics measure the wait from here
+    answer = asyncio.ensure_future(service.batcher.submit_all([(queued, i) for i in images]))
+    gone = asyncio.ensure_future(disconnected(request))
     try:
-        queued = time.perf_counter()  # the batcher's metrics measure the wait from here
-        return list(await asyncio.gather(*(service.batcher.submit((queued, i))
-                                           for i in images)))
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not answer.done():  # the client left: its images must never reach the model
+            answer.cancel()
+            await asyncio.wait({answer})
+    try:
+        return answer.result()
     except QueueFull as error:
         raise ServiceError(503, "busy", f"the detector is busy ({error}); retry "
                            "shortly") from error
+    except asyncio.CancelledError:
+        raise ServiceError(499, "client_closed_request", "the client left before its "
+                           "answer was ready") from None
 
 
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
+    400: "a malformed form (for example, more image parts than the route takes)",
+    401: "no API key (when the service requires keys)", 403: "an API key that is not valid",
+    429: "over the rate limit; retry after Retry-After seconds",
     413: "the upload is too large", 415: "not a PNG, JPEG or WebP image",
     422: "not a usable image (corrupt, truncated, a decompression bomb, too small)",
     503: "the model is not ready yet, or the queue is full"}.items()}
@@ -169,21 +217,34 @@ def body_limits(settings: ServiceSettings) -> dict[str, int]:
             "/predict/batch": settings.max_batch_files * settings.max_upload_bytes + FORM_OVERHEAD}
 
 
-def add_prediction_routes(app: FastAPI) -> None:
+def form_limits(files: int) -> dict[str, int]:
+    """Multipart limits: ``files`` file parts, a few small text fields (Starlette allows 1,000)."""
+    return {"max_files": files, "max_fields": 8, "max_part_size": 4096}
+
+
+def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
+    gatekeeper = app.state.gatekeeper
+    guarded = ([Security(caller)] if gatekeeper.keys.enabled or gatekeeper.buckets is not None
+               else [])
+
     @app.post("/predict", response_model=PredictionOut, responses=ERRORS,
-              summary="Is the traveller in this portrait a vampire?")
-    async def predict(service: ReadyService,
+              summary="Is the traveller in this portrait a vampire?", dependencies=guarded,
+              form_limits=form_limits(1))  # a second image is refused, not silently dropped
+    async def predict(request: Request, service: ReadyService,
                       image: Annotated[UploadFile, File(description="a PNG, JPEG or WebP "
                                                         "portrait")]) -> PredictionOut:
         start = time.perf_counter()
-        (prediction,) = await classify(service, [await read_upload(image, service)])
+        (prediction,) = await classify(service, [await read_upload(image, service)], request)
         return PredictionOut(label=prediction.label, probability=prediction.probability,
                              model_version=service.model.version,
                              latency_ms=round((time.perf_counter() - start) * 1000, 3))
 
     @app.post("/predict/batch", response_model=BatchOut, responses=ERRORS,
-              summary="Judge a whole coach of travellers at once")
-    async def predict_batch(service: ReadyService,
+              summary="Judge a whole coach of travellers at once", dependencies=guarded,
+              # One more than allowed: a near miss gets the route's own clear 413 below; a
+              # flood of parts is cut off while parsing, before it is spooled to disk.
+              form_limits=form_limits(settings.max_batch_files + 1))
+    async def predict_batch(request: Request, service: ReadyService,
                             images: Annotated[list[UploadFile], File(
                                 description="up to max_batch_files portraits")]) -> BatchOut:
         start = time.perf_counter()
@@ -197,7 +258,7 @@ def add_prediction_routes(app: FastAPI) -> None:
             except ServiceError as error:
                 raise ServiceError(error.status, error.code,
                                    f"images[{index}]: {error.message}") from error
-        predictions = await classify(service, pixels)
+        predictions = await classify(service, pixels, request)
         return BatchOut(predictions=[LabelOut(label=p.label, probability=p.probability)
                                      for p in predictions],
                         model_version=service.model.version,
@@ -227,13 +288,18 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     Lambda that have no readiness probe.
     """
     settings = settings or ServiceSettings()
+    docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="Dracula's vampire detector", version="1.0",
                   description="Upload a traveller's portrait; learn whether they are a vampire.",
-                  lifespan=make_lifespan(settings, loader, load_in_background))
-    app.add_middleware(BodyLimit, limits=body_limits(settings))
+                  lifespan=make_lifespan(settings, loader, load_in_background), **docs)
+    app.state.gatekeeper = gatekeeper = make_gatekeeper(settings)
+    app.add_middleware(BodyLimit, limits=body_limits(settings),
+                       idle_timeout_s=settings.body_idle_timeout_s)
+    if gatekeeper.keys.enabled or gatekeeper.buckets is not None:  # outside: before the body
+        app.add_middleware(Admission, gatekeeper=gatekeeper, paths=body_limits(settings))
     install_error_handlers(app)
     add_probe_routes(app)
-    add_prediction_routes(app)
+    add_prediction_routes(app, settings)
     add_metrics(app)  # last: the outermost middleware also counts what BodyLimit refuses
     return app
 

@@ -10,24 +10,36 @@ own row of the answer. One model call runs at a time, so the threads of the runt
 each other for the cores.
 
 If a batch fails, the batcher runs its items one by one, so a single poisoned request only fails
-its own caller.
+its own caller. A request whose caller has gone (its future cancelled) is dropped before it
+reaches the model; a group of requests is queued whole or not at all (``submit_all``); at
+``stop()`` every waiting caller gets a 503, and if the worker ever dies, ``running`` turns false
+so that readiness can say so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from vampire_detector.service.errors import ServiceError
+
+log = logging.getLogger("vampire_detector.service")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
 class QueueFull(Exception):
     """More requests are waiting than the service agreed to hold; the caller should retry."""
+
+
+def stopped() -> ServiceError:
+    return ServiceError(503, "shutting_down", "the detector is shutting down; retry on "
+                        "another replica")
 
 
 @dataclass
@@ -52,33 +64,71 @@ class MicroBatcher(Generic[Item, Result]):
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._worker: asyncio.Task[None] | None = None
         self._in_flight: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        """Started, not stopped, and its worker alive (a crashed worker would answer no one)."""
+        return (self._worker is not None and not self._worker.done()
+                and not self._stopping)
 
     async def start(self) -> None:
         if self._worker is None:
             self._worker = asyncio.create_task(self._serve(), name="micro-batcher")
+            self._worker.add_done_callback(self._worker_ended)
 
-    async def stop(self) -> None:
-        """Stop taking batches, fail whoever is still waiting, and free the worker thread."""
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-            self._worker = None
+    def _worker_ended(self, worker: asyncio.Task[None]) -> None:
+        """A worker that dies on its own fails its callers at once, rather than never."""
+        if worker.cancelled():
+            return
+        log.error("the micro-batcher's worker died", exc_info=worker.exception())
+        self._fail_waiting(ServiceError(503, "batcher_failed", "the detector's batcher "
+                                        "failed; retry on another replica"))
+
+    def _fail_waiting(self, error: Exception) -> None:
         waiting = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
         for _, future in [*self._in_flight, *waiting]:
-            _settle(future, error=RuntimeError("the service is shutting down"))
+            _settle(future, error=error)
+
+    async def stop(self) -> None:
+        """Stop taking batches, answer whoever is still waiting with a 503, free the thread."""
+        self._stopping = True
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._worker
+        self._fail_waiting(stopped())
         self._executor.shutdown(wait=True)
 
     async def submit(self, item: Item) -> Result:
         """Queue ``item`` and wait for its own result (or its own exception)."""
-        if self._worker is None:
+        (result,) = await self.submit_all([item])
+        return result
+
+    async def submit_all(self, items: Sequence[Item]) -> list[Result]:
+        """Queue all ``items`` or none (``QueueFull``), and wait for their results, in order.
+
+        All or none: a request refused for want of room must not leave part of itself queued
+        to cost a model call that nobody will read.
+        """
+        if self._worker is None and not self._stopping:
             raise RuntimeError("start() the batcher before submitting")
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        try:
+        if not self.running:
+            raise stopped() if self._stopping else ServiceError(
+                503, "batcher_failed", "the detector's batcher failed; retry on another replica")
+        room = self._queue.maxsize - self._queue.qsize()
+        if len(items) > room:
+            raise QueueFull(f"{self._queue.qsize()} of {self._queue.maxsize} places are taken")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Result]] = [loop.create_future() for _ in items]
+        for item, future in zip(items, futures, strict=True):
             self._queue.put_nowait((item, future))
-        except asyncio.QueueFull:
-            raise QueueFull(f"{self._queue.maxsize} requests are already waiting") from None
-        return await future
+        try:
+            return list(await asyncio.gather(*futures))
+        except asyncio.CancelledError:  # the caller gave up: drop what has not run yet
+            for future in futures:
+                future.cancel()
+            raise
 
     async def _collect(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         """Wait for one request, then gather others until the batch is full or time is up."""

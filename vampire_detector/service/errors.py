@@ -19,30 +19,47 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger("vampire_detector.service")
 
 # Codes for the HTTP errors that FastAPI or Starlette raise before our code runs.
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
-              415: "unsupported_media_type", 503: "unavailable"}
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+              405: "method_not_allowed", 408: "request_timeout", 413: "too_large",
+              415: "unsupported_media_type", 429: "too_many_requests", 503: "unavailable"}
+RETRY_AFTER_S = 1  # when to come back after a 503 (busy, loading, shutting down)
 
 
 class ServiceError(Exception):
-    """A refusal with an HTTP status, a stable machine-readable code and a human message."""
+    """A refusal with an HTTP status, a stable machine-readable code and a human message.
 
-    def __init__(self, status: int, code: str, message: str):
+    A 503 or 429 also tells the client when to retry (``retry_after``, in whole seconds); a
+    401 says how to authenticate (``headers``: ``WWW-Authenticate``).
+    """
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.retry_after, self.headers = retry_after, dict(headers or {})
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str,
+                   retry_after: int | None = None) -> JSONResponse:
+    """The one error body; every 503 and 429 carries ``Retry-After``."""
+    response = JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    if retry_after is None and status in (429, 503):
+        retry_after = RETRY_AFTER_S
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, int(retry_after)))
+    return response
 
 
 async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
-    return error_response(error.status, error.code, error.message)
+    response = error_response(error.status, error.code, error.message, error.retry_after)
+    response.headers.update(error.headers)
+    return response
 
 
 async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
     code = HTTP_CODES.get(error.status_code, "http_error")
     response = error_response(error.status_code, code, str(error.detail))
-    response.headers.update(error.headers or {})
+    response.headers.update(error.headers or {})  # e.g. WWW-Authenticate
     return response
 
 

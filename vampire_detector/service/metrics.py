@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import anyio
 import numpy as np
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -47,6 +48,9 @@ log = logging.getLogger("vampire_detector.service.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 HTTP_LABELS = ("route", "method", "status")
+# A client may send any token as the method (h11 passes them on): anything else is "other", so
+# that random methods cannot grow a new series each.
+METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"}
 
 
 class ServiceMetrics:
@@ -167,6 +171,11 @@ def instrument_batches(predict: Callable[[np.ndarray], list[Prediction]],
     return run
 
 
+def _method_label(scope: Scope) -> str:
+    method = scope.get("method", "")
+    return method if method in METHODS else "other"
+
+
 def _route_label(scope: Scope, known: set[str]) -> str:
     """The route template; a refused request that never reached routing keeps a known path."""
     route = scope.get("route")
@@ -196,7 +205,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, remember_status)
         finally:
-            labels = (_route_label(scope, self.known), scope["method"], str(status))
+            labels = (_route_label(scope, self.known), _method_label(scope), str(status))
             self.metrics.requests.labels(*labels).inc()
             self.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
 
@@ -210,7 +219,9 @@ def add_metrics(app: FastAPI) -> ServiceMetrics:
 
     @app.get("/metrics", include_in_schema=False)
     async def scrape(request: Request) -> Response:
-        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        # Rendering many series (or reading many workers' files) takes a while: off the loop.
+        text = await anyio.to_thread.run_sync(request.app.state.metrics.exposition)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     for route in app.routes:  # a series born at zero lets rate() see its very first request
         for method in sorted(getattr(route, "methods", None) or ()):

@@ -43,10 +43,31 @@ class ServiceSettings(BaseSettings):
     max_batch_files: int = Field(32, ge=1, le=1024, description="images per /predict/batch")
     max_upload_bytes: int = Field(2_000_000, ge=1024, description="largest image file accepted")
     max_pixels: int = Field(4096 * 4096, ge=64, description="largest decoded image (bomb guard)")
+    max_jpeg_scans: int = Field(100, ge=1, description="most scans in a progressive JPEG; "
+                                "each one costs a pass over the whole image")
+    max_decodes: int = Field(2, ge=1, le=64, description="large images decoded at once, on "
+                             "worker threads: bounds the memory that decoding holds")
+    max_decodes_waiting: int = Field(16, ge=0, description="large images waiting for a "
+                                     "decoder; more get 503 with Retry-After")
+    body_idle_timeout_s: float = Field(10.0, gt=0, description="longest pause between two "
+                                       "parts of a request body before a 408")
     warmup_batches: int = Field(3, ge=0, description="model calls made before /ready says yes")
+    api_keys_sha256: str = Field("", description="SHA-256 hex digests of the API keys that may "
+                                 "call /predict, separated by commas. With neither this nor "
+                                 "api_keys_file, anyone may call: for a laptop only; production "
+                                 "must set keys")
+    api_keys_file: Path | None = Field(None, description="a file of such digests, one per "
+                                       "line: a mounted Kubernetes Secret")
+    rate_limit_per_s: float = Field(0.0, ge=0, description="requests per second for each API "
+                                    "key (each client address without keys); 0: no limit")
+    rate_limit_burst: int = Field(20, ge=1, description="requests a caller may send at once "
+                                  "before the rate limit applies")
+    docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
 
     @model_validator(mode="after")
     def _model_exists(self) -> ServiceSettings:
         if self.model_path is not None and not self.model_path.is_file():
             raise ValueError(f"VAMPIRE_MODEL_PATH={self.model_path} is not a file")
+        if self.api_keys_file is not None and not self.api_keys_file.is_file():
+            raise ValueError(f"VAMPIRE_API_KEYS_FILE={self.api_keys_file} is not a file")
         return self
