@@ -33,8 +33,7 @@ THEME = {
 def figure(ncols: int = 1, *, nrows: int = 1, width: float = 6.4,
            height: float = 3.4) -> tuple[Figure, list[Axes]]:
     """A themed figure with ``nrows`` x ``ncols`` axes, listed row by row."""
-    from matplotlib import cycler
-    from matplotlib import rc_context
+    from matplotlib import cycler, rc_context
 
     theme = {**THEME, "axes.prop_cycle": cycler(color=COLOURS)}
     with rc_context(theme):
