@@ -177,8 +177,10 @@ class Sandbox:
                 mounts.append((str(source), str(MOUNT / "lib" / name)))
         mounts += [(str(self.folder / "submission"), str(MOUNT / "submission")),
                    (str(self.folder / "sandbox_child.py"), str(MOUNT / "child.py"))]
-        return [BWRAP, *self.bind(mounts),
-                "--tmpfs", "/tmp", "--bind", str(self.exchange), str(self.exchange),
+        # /tmp first: a tmpfs mounted after the binds would hide any of them that lives under
+        # /tmp (a clone of the course in /tmp, its .venv included).
+        return [BWRAP, "--tmpfs", "/tmp", *self.bind(mounts),
+                "--bind", str(self.exchange), str(self.exchange),
                 "--proc", "/proc", "--dev", "/dev",
                 "--unshare-all", "--unshare-user", "--uid", str(NOBODY), "--gid", str(NOBODY),
                 "--cap-drop", "ALL", "--die-with-parent", "--new-session",
