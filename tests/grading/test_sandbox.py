@@ -292,7 +292,12 @@ def test_a_path_outside_the_exchange_folder_is_refused(sealed, elsewhere):
 @needs_bwrap
 def test_the_child_sees_its_python_when_the_course_lives_under_tmp(submission):
     """bubblewrap's /tmp is a fresh tmpfs: mounted after the binds, it would hide a .venv there."""
-    command = Sandbox(submission).command()
+    sandbox = Sandbox(submission)
+    sandbox.start()
+    try:
+        command = sandbox.command()
+    finally:
+        sandbox.close()
     first_bind = command.index("--ro-bind")
     assert command.index("--tmpfs") < first_bind
     assert command[command.index("--tmpfs") + 1] == "/tmp"
