@@ -59,7 +59,7 @@ def browser() -> str:
 
 
 def settled_dom(browser: str, url: str, settled: Callable[[BeautifulSoup], bool],
-                attempts: int = 4) -> BeautifulSoup:
+                attempts: int = 8) -> BeautifulSoup:
     """The page's DOM once ``settled`` says its scripts finished, asking again up to ``attempts``.
 
     Headless Chromium may dump a page while its WebAssembly still compiles on another thread: on
