@@ -224,8 +224,7 @@ def form_limits(files: int) -> dict[str, int]:
 
 def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
     gatekeeper = app.state.gatekeeper
-    guarded = ([Security(caller)] if gatekeeper.keys.enabled or gatekeeper.buckets is not None
-               else [])
+    guarded = [Security(caller)] if gatekeeper.active else []
 
     @app.post("/predict", response_model=PredictionOut, responses=ERRORS,
               summary="Is the traveller in this portrait a vampire?", dependencies=guarded,
@@ -293,10 +292,10 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
                   description="Upload a traveller's portrait; learn whether they are a vampire.",
                   lifespan=make_lifespan(settings, loader, load_in_background), **docs)
     app.state.gatekeeper = gatekeeper = make_gatekeeper(settings)
-    app.add_middleware(BodyLimit, limits=body_limits(settings),
-                       idle_timeout_s=settings.body_idle_timeout_s)
-    if gatekeeper.keys.enabled or gatekeeper.buckets is not None:  # outside: before the body
-        app.add_middleware(Admission, gatekeeper=gatekeeper, paths=body_limits(settings))
+    limits = body_limits(settings)
+    app.add_middleware(BodyLimit, limits=limits, idle_timeout_s=settings.body_idle_timeout_s)
+    if gatekeeper.active:  # outside BodyLimit: strangers are refused before their body is read
+        app.add_middleware(Admission, gatekeeper=gatekeeper, paths=limits)
     install_error_handlers(app)
     add_probe_routes(app)
     add_prediction_routes(app, settings)

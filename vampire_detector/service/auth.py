@@ -119,6 +119,11 @@ class Gatekeeper:
     def __init__(self, keys: ApiKeys, buckets: TokenBuckets | None = None) -> None:
         self.keys, self.buckets = keys, buckets
 
+    @property
+    def active(self) -> bool:
+        """Whether it checks anything: keys are configured, or a rate limit is."""
+        return self.keys.enabled or self.buckets is not None
+
     def admit(self, presented: str | None, address: str) -> str:
         caller = self.keys.identify(presented) if self.keys.enabled else f"address:{address}"
         if self.buckets is not None:
