@@ -40,6 +40,17 @@ async def run(batcher: MicroBatcher, items) -> list:
         await batcher.stop()
 
 
+async def busy_with(batcher: MicroBatcher, model: Model, item: int) -> asyncio.Future:
+    """Start ``batcher``, submit ``item``, and return once the model is inside that call.
+
+    The model must be held (``model.release`` cleared): what is submitted next has to wait.
+    """
+    await batcher.start()
+    first = asyncio.ensure_future(batcher.submit(item))
+    await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+    return first
+
+
 def test_concurrent_requests_share_calls_and_get_their_own_answers():
     model = Model()
     results = asyncio.run(run(MicroBatcher(model, max_batch_size=4, max_wait_s=30), range(8)))
@@ -60,9 +71,7 @@ def test_requests_that_arrive_during_a_call_form_the_next_batch():
     batcher = MicroBatcher(model, max_batch_size=8, max_wait_s=0)
 
     async def main():
-        await batcher.start()
-        first = asyncio.ensure_future(batcher.submit(1))
-        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        first = await busy_with(batcher, model, 1)
         rest = [asyncio.ensure_future(batcher.submit(i)) for i in range(2, 6)]
         await asyncio.sleep(0)  # let them queue
         model.release.set()
@@ -88,9 +97,7 @@ def test_a_full_queue_refuses_instead_of_growing():
     batcher = MicroBatcher(model, max_batch_size=1, max_wait_s=0, max_queue=2)
 
     async def main():
-        await batcher.start()
-        first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        first = await busy_with(batcher, model, 0)
         waiting = [asyncio.ensure_future(batcher.submit(i)) for i in (1, 2)]
         await asyncio.sleep(0)
         with pytest.raises(QueueFull):
@@ -107,9 +114,8 @@ def test_stop_answers_everyone_still_waiting():
     batcher = MicroBatcher(model, max_batch_size=1, max_wait_s=0)
 
     async def main():
-        await batcher.start()
-        calls = [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]
-        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        calls = [await busy_with(batcher, model, 0),
+                 *(asyncio.ensure_future(batcher.submit(i)) for i in (1, 2))]
         stopping = asyncio.ensure_future(batcher.stop())
         await asyncio.sleep(0)
         model.release.set()
@@ -140,9 +146,7 @@ def test_a_group_that_does_not_fit_is_refused_whole():
     batcher = MicroBatcher(model, max_batch_size=1, max_wait_s=0, max_queue=2)
 
     async def main():
-        await batcher.start()
-        first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        first = await busy_with(batcher, model, 0)
         with pytest.raises(QueueFull):
             await batcher.submit_all([1, 2, 3])  # two places: none of the three may queue
         model.release.set()
@@ -159,9 +163,7 @@ def test_a_caller_that_gives_up_costs_no_model_call():
     batcher = MicroBatcher(model, max_batch_size=1, max_wait_s=0)
 
     async def main():
-        await batcher.start()
-        first = asyncio.ensure_future(batcher.submit(0))
-        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+        first = await busy_with(batcher, model, 0)
         gone = asyncio.ensure_future(batcher.submit_all([1, 2]))
         await asyncio.sleep(0)
         gone.cancel()
