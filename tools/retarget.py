@@ -13,6 +13,7 @@ import argparse
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -65,9 +66,17 @@ def retarget(root: Path, new: str, new_branch: str | None = None) -> list[Path]:
     pairs = replacements(old, new, old_branch, new_branch or old_branch)
     if new_branch:
         pairs.append((f"  branch: {old_branch}\n", f"  branch: {new_branch}\n"))
+    return rewrite(tracked_text_files(root), pairs)
+
+
+def rewrite(paths: Iterable[Path], pairs: list[tuple[str, str]]) -> list[Path]:
+    """Apply every ``(before, after)`` to the text files among ``paths``; return those changed."""
     changed = []
-    for path in tracked_text_files(root):
-        text = original = path.read_text()
+    for path in paths:
+        try:
+            text = original = path.read_text()
+        except (UnicodeDecodeError, IsADirectoryError):
+            continue  # binary files and folders carry no links
         for before, after in pairs:
             text = text.replace(before, after)
         if text != original:

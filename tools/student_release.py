@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from autograder.conftest import DEFAULT_TIMEOUT_S  # noqa: E402
 from tools.make_exercises import BEGIN, END, hint_lines  # noqa: E402
-from tools.retarget import SLUG, current_target, replacements  # noqa: E402
+from tools.retarget import SLUG, current_target, replacements, rewrite  # noqa: E402
 
 WITHHELD = ("solutions/", "autograder/hidden/", "tests/", "tools/", ".ci/",
             ".github/workflows/ci.yml")
@@ -129,16 +129,7 @@ def student_pyproject(text: str) -> str:
 def point_at(out: Path, root: Path, repository: str) -> None:
     """Rewrite the release's links (book buttons, badges, clone URLs) for ``repository``."""
     old, branch = current_target(root)
-    pairs = replacements(old, repository, branch, branch)
-    for path in out.rglob("*"):
-        try:
-            text = original = path.read_text()
-        except (UnicodeDecodeError, IsADirectoryError):
-            continue
-        for before, after in pairs:
-            text = text.replace(before, after)
-        if text != original:
-            path.write_text(text)
+    rewrite(out.rglob("*"), replacements(old, repository, branch, branch))
 
 
 def make_release(root: Path, out: Path, repository: str | None = None) -> list[str]:

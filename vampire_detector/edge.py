@@ -35,7 +35,7 @@ from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
 from vampire_detector.images import normalize
 from vampire_detector.portraits import IMAGE_SIZE, LABELS
-from vampire_detector.predictor import Predictor
+from vampire_detector.predictor import Predictor, softmax
 
 DELEGATE_CALL = "executorch_call_delegate"
 
@@ -145,11 +145,6 @@ def quantize_for_xnnpack(model: nn.Module, calibration: torch.Tensor, *,
     return torch.export.export(converted, (example,))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 class PteDetector(Predictor):
     """A ``.pte`` program run by ``executorch.runtime``, one portrait per call as on a phone."""
 
@@ -169,4 +164,4 @@ class PteDetector(Predictor):
             return np.empty((0, len(LABELS)), np.float32)
         inputs = torch.from_numpy(normalize(images))
         logits = [self.logits(inputs[i:i + 1]).numpy() for i in range(len(inputs))]
-        return _softmax(np.concatenate(logits))
+        return softmax(np.concatenate(logits))

@@ -19,7 +19,7 @@ import onnxruntime as ort
 from vampire_detector.images import normalize
 from vampire_detector.paths import require_file
 from vampire_detector.portraits import LABELS
-from vampire_detector.predictor import Predictor
+from vampire_detector.predictor import Predictor, softmax
 
 CPU = "CPUExecutionProvider"
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -69,11 +69,6 @@ def load_session(path: str | Path, threads: int | None = None, optimization: str
                                 providers=pick_providers(providers))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
 class OrtDetector(Predictor):
     """An ONNX Runtime session fed in batches of at most ``batch_size``, like ``Detector``."""
 
@@ -101,4 +96,4 @@ class OrtDetector(Predictor):
         chunks = [self.session.run(None, {self.input_name: normalize(
             images[i:i + self.batch_size])})[0]
             for i in range(0, len(images), self.batch_size)]
-        return _softmax(np.concatenate(chunks))
+        return softmax(np.concatenate(chunks))

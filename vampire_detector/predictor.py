@@ -18,6 +18,12 @@ from vampire_detector.images import from_png
 from vampire_detector.portraits import LABELS
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from a batch of logits ``(N, classes)``, computed stably."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Prediction:
     label: str  # "human" or "vampire"
