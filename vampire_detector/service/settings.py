@@ -65,7 +65,7 @@ class ServiceSettings(BaseSettings):
     docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
 
     @model_validator(mode="after")
-    def _model_exists(self) -> ServiceSettings:
+    def _files_exist(self) -> ServiceSettings:
         if self.model_path is not None and not self.model_path.is_file():
             raise ValueError(f"VAMPIRE_MODEL_PATH={self.model_path} is not a file")
         if self.api_keys_file is not None and not self.api_keys_file.is_file():
