@@ -17,7 +17,7 @@ PACKAGE = Path(vampire_detector.__file__).parent
 EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping",
             "edge": "edge"}  # part of the library: its extra
 SERVING_ADAPTER = "torch_serving.py"  # a core module around the service: it needs both
-EDGE = "edge.py"  # ExecuTorch is large, so Chapter 10b's module has an extra of its own
+EDGE = "edge.py"  # ExecuTorch is large, so Chapter 11's module has an extra of its own
 
 
 def requirement_names(requirements: list[str], extras: dict[str, list[str]]) -> set[str]:

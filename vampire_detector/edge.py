@@ -1,4 +1,4 @@
-"""ExecuTorch for the watchmen's phones (Chapter 10b, "To the edge and into the browser").
+"""ExecuTorch for the watchmen's phones (Chapter 11, "To the edge and into the browser").
 
 A phone runs no Python. ExecuTorch takes a ``torch.export`` program, hands the parts that a
 *delegate* (here XNNPACK, the optimised CPU kernels that Android and iOS builds ship) can run to

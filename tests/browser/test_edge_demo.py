@@ -24,7 +24,7 @@ from vampire_detector.portraits import LABELS
 
 ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
-PAGE = "book/10b_edge.html"
+PAGE = "book/11_edge.html"
 DEMO = HTML / "edge-demo"
 TOLERANCE = 1e-4
 # Virtual time stands still while the page waits on its files and WebAssembly, so the budget is

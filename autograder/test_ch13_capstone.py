@@ -1,4 +1,4 @@
-"""Chapter 11 — Capstone.
+"""Chapter 13 — Capstone.
 
 The analyser is graded on load tests drawn here at random, against NumPy's nearest-rank
 percentiles; the error-budget functions on the arithmetic of a 30-day SLO.
@@ -17,11 +17,11 @@ import pytest
 
 
 @pytest.fixture(scope="module")
-def ch11(submission):
-    return submission("ch11_capstone")
+def ch13(submission):
+    return submission("ch13_capstone")
 
 
-# Exercise 11.1 ------------------------------------------------------------------------------
+# Exercise 13.1 ------------------------------------------------------------------------------
 
 class Row(NamedTuple):
     """The grader's own copy of one sample (the student's Sample lives in the sandbox)."""
@@ -31,7 +31,7 @@ class Row(NamedTuple):
     started_s: float
 
 
-def load_test(ch11, seed: int, n: int = 997) -> tuple[list, list[Row]]:
+def load_test(ch13, seed: int, n: int = 997) -> tuple[list, list[Row]]:
     """A night at the gate: mostly 200s, some refusals, a few 503s and lost connections.
 
     Returns the student's samples and the grader's rows, the same values in the same order.
@@ -42,30 +42,30 @@ def load_test(ch11, seed: int, n: int = 997) -> tuple[list, list[Row]]:
     starts = np.sort(rng.uniform(0, 20, size=n))
     rows = [Row(None if status == 0 else int(status), float(latency), float(start))
             for status, latency, start in zip(statuses, latencies, starts, strict=True)]
-    make = ch11.Sample  # one look-up, then one call per sample
+    make = ch13.Sample  # one look-up, then one call per sample
     return [make(*row) for row in rows], rows
 
 
-@pytest.mark.exercise("11.1")
+@pytest.mark.exercise("13.1")
 @pytest.mark.points(2)
 @pytest.mark.parametrize("seed", [1, 2])
-def test_percentiles_are_nearest_rank_over_successes(ch11, seed):
-    """11.1 p50, p95 and p99 are nearest-rank percentiles of the successful requests, in ms"""
-    samples, rows = load_test(ch11, seed)
+def test_percentiles_are_nearest_rank_over_successes(ch13, seed):
+    """13.1 p50, p95 and p99 are nearest-rank percentiles of the successful requests, in ms"""
+    samples, rows = load_test(ch13, seed)
     ok = np.array([s.latency_s for s in rows if s.status == 200]) * 1000
-    summary = ch11.summarise(samples)
+    summary = ch13.summarise(samples)
     for name, q in (("p50_ms", 50), ("p95_ms", 95), ("p99_ms", 99)):
         expected = float(np.percentile(ok, q, method="inverted_cdf"))
         assert getattr(summary, name) == pytest.approx(expected), \
             f"{name} is not the nearest-rank percentile of the 2xx latencies in milliseconds"
 
 
-@pytest.mark.exercise("11.1")
+@pytest.mark.exercise("13.1")
 @pytest.mark.points(2)
-def test_rates_and_throughput(ch11):
-    """11.1 Error rates by kind, and successful requests per second of wall time"""
-    samples, rows = load_test(ch11, 3)
-    summary = ch11.summarise(samples)
+def test_rates_and_throughput(ch13):
+    """13.1 Error rates by kind, and successful requests per second of wall time"""
+    samples, rows = load_test(ch13, 3)
+    summary = ch13.summarise(samples)
     n = len(rows)
     assert summary.requests == n
     assert summary.client_error_rate == pytest.approx(
@@ -79,50 +79,50 @@ def test_rates_and_throughput(ch11):
         "throughput counts 2xx answers per second, from the first request to the last answer"
 
 
-@pytest.mark.exercise("11.1")
+@pytest.mark.exercise("13.1")
 @pytest.mark.points(1)
-def test_edge_cases(ch11):
-    """11.1 No successes gives NaN percentiles; no samples at all is a ValueError"""
-    failed = [ch11.Sample(503, 0.01, 0.0), ch11.Sample(None, 5.0, 0.5)]
-    summary = ch11.summarise(failed)
+def test_edge_cases(ch13):
+    """13.1 No successes gives NaN percentiles; no samples at all is a ValueError"""
+    failed = [ch13.Sample(503, 0.01, 0.0), ch13.Sample(None, 5.0, 0.5)]
+    summary = ch13.summarise(failed)
     assert math.isnan(summary.p95_ms) and summary.server_error_rate == pytest.approx(0.5)
     assert summary.throughput == 0
     with pytest.raises(ValueError):
-        ch11.summarise([])
+        ch13.summarise([])
 
 
-# Exercise 11.2 ------------------------------------------------------------------------------
+# Exercise 13.2 ------------------------------------------------------------------------------
 
-@pytest.mark.exercise("11.2")
+@pytest.mark.exercise("13.2")
 @pytest.mark.points(2)
-def test_burn_rate_and_budget(ch11):
-    """11.2 burn_rate and budget_left follow the SLO's arithmetic"""
-    assert ch11.burn_rate(0.995, 10_000, 50) == pytest.approx(1.0), \
+def test_burn_rate_and_budget(ch13):
+    """13.2 burn_rate and budget_left follow the SLO's arithmetic"""
+    assert ch13.burn_rate(0.995, 10_000, 50) == pytest.approx(1.0), \
         "failing exactly the allowed share burns at rate 1"
-    assert ch11.burn_rate(0.999, 50_000, 720) == pytest.approx(14.4)
-    assert ch11.burn_rate(0.99, 0, 0) == 0
-    assert ch11.budget_left(0.995, 2_000_000, 2_500) == pytest.approx(0.75)
-    assert ch11.budget_left(0.99, 1000, 30) == pytest.approx(-2.0), \
+    assert ch13.burn_rate(0.999, 50_000, 720) == pytest.approx(14.4)
+    assert ch13.burn_rate(0.99, 0, 0) == 0
+    assert ch13.budget_left(0.995, 2_000_000, 2_500) == pytest.approx(0.75)
+    assert ch13.budget_left(0.99, 1000, 30) == pytest.approx(-2.0), \
         "an overspent budget is negative"
 
 
-@pytest.mark.exercise("11.2")
+@pytest.mark.exercise("13.2")
 @pytest.mark.points(1)
 @pytest.mark.parametrize("args", [(1.0, 10, 1), (0.0, 10, 1), (0.99, 10, 11), (0.99, 10, -1)])
-def test_nonsense_is_refused(ch11, args):
-    """11.2 An SLO outside (0, 1) or more failures than requests is a ValueError"""
+def test_nonsense_is_refused(ch13, args):
+    """13.2 An SLO outside (0, 1) or more failures than requests is a ValueError"""
     with pytest.raises(ValueError):
-        ch11.burn_rate(*args)
+        ch13.burn_rate(*args)
 
 
-@pytest.mark.exercise("11.2")
+@pytest.mark.exercise("13.2")
 @pytest.mark.points(2)
-def test_paging_needs_both_windows(ch11):
-    """11.2 should_page pages only when the hour and the last five minutes both burn fast"""
+def test_paging_needs_both_windows(ch13):
+    """13.2 should_page pages only when the hour and the last five minutes both burn fast"""
     slo = 0.999
-    assert ch11.should_page(slo, (100_000, 1_500), (8_000, 120))
-    assert not ch11.should_page(slo, (100_000, 1_500), (8_000, 8)), \
+    assert ch13.should_page(slo, (100_000, 1_500), (8_000, 120))
+    assert not ch13.should_page(slo, (100_000, 1_500), (8_000, 8)), \
         "the burn is over: the last five minutes are clean"
-    assert not ch11.should_page(slo, (100_000, 200), (8_000, 120)), \
+    assert not ch13.should_page(slo, (100_000, 200), (8_000, 120)), \
         "a five-minute blip within a calm hour does not wake anyone"
-    assert ch11.should_page(slo, (1000, 3), (100, 1), threshold=2.5)
+    assert ch13.should_page(slo, (1000, 3), (100, 1), threshold=2.5)
