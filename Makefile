@@ -8,7 +8,7 @@ CHAPTERS := $(wildcard book/*.md)
 # nbval keeps the outputs it ran for the book build (the student release has no tools/)
 RECORD := $(if $(wildcard tools/nbval_record.py),-p tools.nbval_record --record-outputs)
 
-.PHONY: help env book test lint unit grade stubs student-check sync notebooks book-cache browser \
+.PHONY: help env book test lint unit grade stubs mistakes student-check sync notebooks book-cache browser \
 	notebooks-sync weights-cache exercises weights screenshots serve bench lock clean web-demo
 
 help:
@@ -47,7 +47,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 web-demo: $(STAMP) web/node_modules/.package-lock.json
 	$(BIN)/python web/build_demo.py
 
-test: lint weights-cache unit grade stubs student-check sync notebooks book-cache book browser
+test: lint weights-cache unit grade stubs mistakes student-check sync notebooks book-cache book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -57,7 +57,13 @@ lint: $(STAMP)
 # and subprocesses, so two processes finish sooner even on two cores.
 UNIT_WORKERS ?= 2
 unit: $(STAMP) weights-cache
-	$(BIN)/python -m pytest tests --ignore=tests/browser -n $(UNIT_WORKERS)
+	$(BIN)/python -m pytest tests --ignore=tests/browser --ignore=tests/grading/test_mistakes.py \
+		-n $(UNIT_WORKERS)
+
+# Every documented wrong answer (tests/grading/mistakes/) graded: each must lose points, with
+# feedback that says what is wrong, without waiting for a timeout. One grading run per mistake.
+mistakes: $(STAMP) weights-cache
+	$(BIN)/python -m pytest tests/grading/test_mistakes.py -n $(UNIT_WORKERS) -p no:cacheprovider
 
 grade: $(STAMP)
 	$(BIN)/python -m pytest autograder --impl=solutions

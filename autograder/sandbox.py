@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import os
 import resource
 import select
@@ -44,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from autograder import sandbox_child
+from autograder.library_answers import CLOSED
 from autograder.sandbox_child import decode, encode
 
 HERE = Path(__file__).resolve().parent
@@ -197,7 +199,8 @@ class Sandbox:
                 "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1",
                 "GRADING_FDS": f"{fds[0]},{fds[1]}",
                 "GRADING_SUBMISSION": str(inside / "submission"),
-                "GRADING_LIBRARY": str(inside / "lib")}
+                "GRADING_LIBRARY": str(inside / "lib"),
+                "GRADING_CLOSED": json.dumps(CLOSED)}
 
     def apply_limits(self) -> None:
         """Runs in the child before exec: its resource limits, inherited by all it starts.

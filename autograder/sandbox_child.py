@@ -14,7 +14,9 @@ The same encoding serves both directions; the grader imports it from this file.
 from __future__ import annotations
 
 import base64
+import builtins
 import importlib
+import importlib.util
 import io
 import json
 import math
@@ -159,10 +161,58 @@ def describe(error: BaseException) -> dict:
 SUBMISSION = os.environ.get("GRADING_SUBMISSION", os.getcwd())
 
 
+def _caller_file() -> str:
+    """The file of the nearest frame that has one: code run by ``exec`` has none of its own."""
+    frame = sys._getframe(1)
+    while frame is not None and (frame.f_globals is globals()
+                                 or "__file__" not in frame.f_globals):
+        frame = frame.f_back
+    return "" if frame is None else str(frame.f_globals["__file__"])
+
+
+def close_library(closed: dict[str, dict[str, str]]) -> None:
+    """Refuse the imports ``closed`` lists: ``{"ch04_onnx": {"vampire_detector.x": "4.1"}}``.
+
+    Both doors are guarded: the ``import`` statement (``builtins.__import__``) and
+    ``importlib.import_module``. Who imports is read from the importing frame's ``__file__``, so
+    only a submission's own chapter file is refused, never the library importing itself.
+    """
+    plain_import, plain_import_module = builtins.__import__, importlib.import_module
+
+    def check(name: str, importer: dict) -> None:
+        file = str(importer.get("__file__") or _caller_file())
+        if not file.startswith(SUBMISSION):
+            return
+        for module, exercise in closed.get(Path(file).stem, {}).items():
+            if name == module or name.startswith(module + "."):
+                raise ImportError(
+                    f"{module} holds the library's own answer to Exercise {exercise}, so it "
+                    f"cannot be imported while that exercise is graded: write it yourself")
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        importer = globals if globals is not None else sys._getframe(1).f_globals
+        if level:
+            name_ = importlib.util.resolve_name("." * level + name, importer.get("__package__"))
+        else:
+            name_ = name
+        for wanted in [name_, *(f"{name_}.{item}" for item in fromlist or ())]:
+            check(wanted, importer)
+        return plain_import(name, globals, locals, fromlist, level)
+
+    def guarded_import_module(name, package=None):
+        check(importlib.util.resolve_name(name, package) if name.startswith(".") else name,
+              sys._getframe(1).f_globals)
+        return plain_import_module(name, package)
+
+    builtins.__import__ = guarded_import
+    importlib.import_module = guarded_import_module
+
+
 def main() -> None:
     inbound, outbound = (int(fd) for fd in os.environ["GRADING_FDS"].split(","))
     requests, answers = os.fdopen(inbound, "rb"), os.fdopen(outbound, "wb")
     sys.path[:0] = [os.environ["GRADING_LIBRARY"], SUBMISSION]
+    close_library(json.loads(os.environ.get("GRADING_CLOSED", "{}")))
     server = Server()
     while (request := read_frame(requests)) is not None:
         write_frame(answers, server.answer(request))

@@ -5,6 +5,19 @@ percentiles; the error-budget functions on the arithmetic of a 30-day SLO.
 
 Sealed: your code runs in a sandboxed process (the ``submission`` fixture); the expected values
 are computed here, from the grader's own copy of each load test.
+
+Wrong answers these tests catch, each with feedback that names the problem:
+
+- 13.1 ``percentiles-in-seconds``: latencies reported in seconds under a ``_ms`` name.
+- 13.1 ``percentiles-over-every-request``: failed requests' latencies mixed into the percentiles.
+- 13.1 ``rank-off-by-one``, ``percentile-by-truncation``: a rank that is not ceil(p/100 * n).
+- 13.1 ``error-rate-over-failures-only``: error rates as shares of the failures, not of all.
+- 13.1 ``throughput-counts-failures``: refused and failed requests counted as throughput.
+- 13.1 ``wall-time-ends-at-last-send``: the wall time stops at the last request sent.
+- 13.2 ``burn-rate-is-the-error-rate``: the error rate, not divided by the error budget.
+- 13.2 ``budget-clamped-at-zero``: an overspent budget shown as 0 instead of negative.
+- 13.2 ``no-validation``: an SLO of 1 or more failures than requests accepted.
+- 13.2 ``page-on-either-window``: paging when only one of the two windows burns.
 """
 
 from __future__ import annotations

@@ -301,3 +301,52 @@ def test_the_child_sees_its_python_when_the_course_lives_under_tmp(submission):
     first_bind = command.index("--ro-bind")
     assert command.index("--tmpfs") < first_bind
     assert command[command.index("--tmpfs") + 1] == "/tmp"
+
+
+CLOSED_IMPORTS = textwrap.dedent("""
+    import importlib
+
+    def statement():
+        import vampire_detector.drift
+        return "imported"
+
+    def from_package():
+        from vampire_detector import drift
+        return "imported"
+
+    def from_module():
+        from vampire_detector.drift import psi
+        return "imported"
+
+    def by_importlib():
+        importlib.import_module("vampire_detector.drift")
+        return "imported"
+
+    def by_exec():
+        exec("import vampire_detector.drift", {})
+        return "imported"
+
+    def open_module():
+        from vampire_detector import images
+        return "imported"
+""")
+
+
+@pytest.mark.parametrize("way", ["statement", "from_package", "from_module", "by_importlib",
+                                 "by_exec"])
+def test_a_chapter_cannot_import_the_library_copy_of_its_answer(tmp_path, monkeypatch, way):
+    """The library's answer to an exercise is closed to that chapter's file, however imported;
+    the same import from another chapter's file, and the library's other modules, stay open."""
+    monkeypatch.setattr("autograder.sandbox.CLOSED", {"ch99_closed": {"vampire_detector.drift":
+                                                                       "99.1"}})
+    for name in ("ch99_closed", "ch98_open"):
+        (tmp_path / f"{name}.py").write_text(CLOSED_IMPORTS)
+    sandbox = Sandbox(tmp_path, Limits(call_s=20))
+    try:
+        closed, other = sandbox.module("ch99_closed"), sandbox.module("ch98_open")
+        with pytest.raises(ImportError, match=r"Exercise 99\.1.*write it yourself"):
+            getattr(closed, way)()
+        assert closed.open_module() == "imported"
+        assert getattr(other, way)() == "imported"
+    finally:
+        sandbox.close()

@@ -1,0 +1,19 @@
+"""The library modules that hold an exercise's answer, closed to that chapter's submission.
+
+Several exercises ask for something the course library also has (the chapter teaches with it).
+Importing the library's copy would pass without understanding anything, so while grading, a
+chapter's own file cannot import the modules listed for it: the import raises an ``ImportError``
+that names the exercise. The check happens in the sandbox, on the import itself (see
+``sandbox_child.close_library``), so it holds however the import is written: ``import a.b``,
+``from a import b``, ``from a.b import c`` or ``importlib.import_module``. Other chapters, the
+grader's probes and the library's own imports are not affected.
+
+Closing an import is the first line only: each redesigned exercise also asks for a variant the
+library does not have, so a pasted copy of the library's code fails its tests too.
+"""
+
+from __future__ import annotations
+
+# submission module -> {library module: the exercise whose answer it holds}
+CLOSED: dict[str, dict[str, str]] = {
+}
