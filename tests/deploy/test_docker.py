@@ -81,7 +81,8 @@ def test_context_is_small_and_clean(context):
 
 @pytest.mark.parametrize("dockerfile", SERVING, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_serving_image_policies(dockerfile):
-    """Non-root, one uvicorn worker on the factory, a /health check on the served port."""
+    """Non-root, one uvicorn worker on the factory, a /health check on the served port, the
+    metrics on a port of their own."""
     stage = final_stage(instructions(dockerfile))
     user = [i.args for i in stage if i.keyword == "USER"][-1]
     assert user.split(":")[0] not in {"root", "0"}
@@ -89,10 +90,12 @@ def test_serving_image_policies(dockerfile):
     assert command[0] == "uvicorn" and FACTORY in command and "--factory" in command
     assert option(command, "--workers") == "1"
     port = option(command, "--port")
-    assert [i.args for i in stage if i.keyword == "EXPOSE"] == [port]
+    env = env_vars(stage)
+    assert [i.args.split() for i in stage if i.keyword == "EXPOSE"] == [
+        [port, env["VAMPIRE_METRICS_PORT"]]]
+    assert env["VAMPIRE_METRICS_PORT"] != port
     check = [i.args for i in stage if i.keyword == "HEALTHCHECK"][-1]
     assert f"127.0.0.1:{port}/health" in check
-    env = env_vars(stage)
     assert env["VAMPIRE_RUNTIME"] == "onnx"
     assert env["VAMPIRE_THREADS"] == env["OMP_NUM_THREADS"]
 

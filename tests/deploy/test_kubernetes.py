@@ -177,23 +177,37 @@ def test_pods_run_as_their_own_service_account_without_a_token(base):
     assert not [doc for doc in base if doc["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
 
 
+def admitted(policy: Manifest, container: Manifest) -> dict[str, list[int]]:
+    """Who may connect, by source (its namespace, and pod name if any), to which port numbers."""
+    found = {}
+    for rule in policy["spec"]["ingress"]:
+        ports = [container_port(container, port["port"]) for port in rule["ports"]]
+        for source in rule["from"]:
+            assert "namespaceSelector" in source, "never from anywhere"
+            name = source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            pod = source.get("podSelector", {}).get("matchLabels", {}).get(
+                "app.kubernetes.io/name")
+            found[f"{name}/{pod}" if pod else name] = ports
+    return found
+
+
 def test_traffic_is_denied_by_default_and_allowed_from_the_gateway_and_prometheus(base):
-    policies = {doc["metadata"]["name"]: doc["spec"] for doc in base
-                if doc["kind"] == "NetworkPolicy"}
-    deny = [spec for spec in policies.values() if spec["podSelector"] == {}]
+    """Deny by default; the gateway reaches the service port only, Prometheus the metrics
+    port only (where the service serves /metrics: VAMPIRE_METRICS_PORT)."""
+    policies = {doc["metadata"]["name"]: doc for doc in base if doc["kind"] == "NetworkPolicy"}
+    deny = [doc["spec"] for doc in policies.values() if doc["spec"]["podSelector"] == {}]
     assert deny and set(deny[0]["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny[0] and "egress" not in deny[0]
     deployment = find(base, "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    (allow,) = [spec for spec in policies.values()
-                if spec["podSelector"].get("matchLabels", {"-": "-"}).items() <= labels.items()]
-    (rule,) = allow["ingress"]
-    sources = rule["from"]
-    assert all("namespaceSelector" in source for source in sources)  # never "from anywhere"
-    assert any(source.get("podSelector", {}).get("matchLabels", {}).get(
-        "app.kubernetes.io/name") == "prometheus" for source in sources)
+    (allow,) = [doc for doc in policies.values() if doc["spec"]["podSelector"].get(
+        "matchLabels", {"-": "-"}).items() <= labels.items()]
     container = the_container(deployment)
-    assert [container_port(container, port["port"]) for port in rule["ports"]] == [8000]
+    metrics_port = int(env(container)["VAMPIRE_METRICS_PORT"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == metrics_port
+    assert admitted(allow, container) == {"ingress-nginx": [8000],
+                                          "monitoring/prometheus": [metrics_port]}
 
 
 def test_keys_come_from_a_secret_and_the_service_can_read_them(base):
@@ -276,9 +290,8 @@ def test_the_gateway_route_exposes_only_the_predictions(base):
     patch = documents(GATEWAY / kustomization["patches"][0]["path"])[0]
     policy = strategic_merge(find(base, "NetworkPolicy", "vampire-detector"), patch)
     assert strict_errors(policy) is None
-    namespaces = [source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-                  for source in policy["spec"]["ingress"][0]["from"]]
-    assert namespaces == [parent["namespace"], "monitoring"]
+    sources = admitted(policy, the_container(find(base, "Deployment")))
+    assert sources == {parent["namespace"]: [8000], "monitoring/prometheus": [9100]}
 
 
 def test_keda_replaces_the_cpu_autoscaler_with_a_query_prometheus_accepts(base, tmp_path):
