@@ -73,7 +73,7 @@ def test_chapter_one_shows_accuracy_and_timing_tables(browser, site):
 FIGURES = {
     "book/01_detector": ["Figure 1.1", "Figure 1.2"],
     "book/02_tracing": ["Figure 2.1"],
-    "book/03_export": ["Figure 3.1"],
+    "book/03_export": ["Figure 3.1", "Figure 3.2"],
     "book/04_onnx": ["Figure 4.1"],
     "book/05_quantization": ["Figure 5.1"],
     "book/06_service": ["Figure 6.1", "Figure 6.2"],
