@@ -8,7 +8,7 @@ background work on the machine lands on all of them alike.
 The load may be mixed: a share of bad uploads (``hostile.bad_uploads``), each of which must be
 refused with its 4xx. Every answer is sorted by status class (ok, 4xx, 5xx, transport error),
 so a service that "survives" by answering 500 is caught. Chapter 6's contest (Renfield's naive
-endpoint against the reference service, ``benchmarks/bench_serve.py``) and Chapter 13's performance
+endpoint against the reference service, ``benchmarks/bench_serve.py``) and Chapter 15's performance
 ledger (``benchmarks/bench_ledger.py``) both run on this engine.
 """
 

@@ -1,6 +1,6 @@
 """What a server process costs the machine, read from Linux's ``/proc`` while it works.
 
-Introduced in Chapter 13.
+Introduced in Chapter 15.
 
 A load test that reports only latencies misses the two ways a service dies slowly: memory that
 grows with every request (a leak, an unbounded cache, a queue that never drains) until the
