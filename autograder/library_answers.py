@@ -18,4 +18,7 @@ from __future__ import annotations
 CLOSED: dict[str, dict[str, str]] = {
     "ch10_monitoring": {"vampire_detector.service.metrics": "10.1",
                         "vampire_detector.drift": "10.3"},
+    "ch06_service": {"vampire_detector.service.uploads": "6.1",
+                     "vampire_detector.service.decoding": "6.1",
+                     "vampire_detector.service.batcher": "6.2"},
 }
