@@ -26,8 +26,13 @@ DOCKERFILES = [ROOT / "deploy/docker/Dockerfile", ROOT / "deploy/docker/Dockerfi
 SERVING = DOCKERFILES[:2]  # the two images that run uvicorn themselves
 
 
+MODEL_FILE = "models/vampirenet.onnx"  # the images' input, made by `make model-file`
+
+
 @pytest.fixture(scope="module")
 def context() -> list[str]:
+    if not (ROOT / MODEL_FILE).is_file():
+        pytest.fail(f"{MODEL_FILE} is missing: run `make model-file` first", pytrace=False)
     return build_context(ROOT, (ROOT / ".dockerignore").read_text())
 
 
@@ -72,9 +77,11 @@ def test_every_copy_source_is_in_the_context(dockerfile, context):
 
 
 def test_context_is_small_and_clean(context):
-    """The context holds the library and the serving pins: no venv, git, book, bytecode."""
+    """The context holds the library, the serving pins and the model file: no venv, git, book,
+    bytecode, and not the model file's neighbours."""
     assert all(f.startswith(("vampire_detector/", "deploy/requirements-serve.txt"))
-               for f in context), [f for f in context if not f.startswith("vampire_detector/")]
+               or f == MODEL_FILE for f in context), [
+        f for f in context if not f.startswith("vampire_detector/")]
     assert not [f for f in context if "__pycache__" in f or f.endswith(".pyc")]
     assert sum((ROOT / f).stat().st_size for f in context) < 2_000_000
 
