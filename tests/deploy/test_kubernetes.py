@@ -19,6 +19,7 @@ from vampire_detector.shipping.manifests import (
     env,
     find,
     image_is_pinned,
+    memory_bytes,
     pod_spec,
     probe_path,
     runs_as_non_root,
@@ -226,3 +227,13 @@ def test_the_manifest_runs_the_images_command_with_the_same_limits(base):
     stage = final_stage(instructions(ROOT / "deploy/docker/Dockerfile"))
     image_command = exec_form([i.args for i in stage if i.keyword == "CMD"][-1])
     assert the_container(find(base, "Deployment"))["args"] == image_command
+
+
+def test_memory_quantities_in_bytes():
+    """Binary and decimal suffixes, plain numbers and none at all."""
+    assert memory_bytes("768Mi") == 768 * 2**20
+    assert memory_bytes("1.5Gi") == 1.5 * 2**30
+    assert memory_bytes("1G") == 10**9
+    assert memory_bytes(129e6) == 129e6
+    assert memory_bytes("2048") == 2048
+    assert memory_bytes(None) is None
