@@ -13,7 +13,6 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 from fastapi import FastAPI
 from mangum import Mangum

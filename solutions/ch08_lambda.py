@@ -13,7 +13,6 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote_plus
 
 from fastapi import FastAPI
 from mangum import Mangum
@@ -112,6 +111,8 @@ def make_batch_handler(s3: Any, detect: Detect, results_prefix: str = "verdicts/
     # Hint: urllib.parse has the decoder for keys where "+" stands for a space.
     # Hint: S3 delivers an event at least once, and Lambda retries a failed invocation:
     # Hint: one bad portrait must not fail (and so repeat) the whole batch.
+    from urllib.parse import unquote_plus
+
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         report: dict[str, Any] = {"scored": [], "skipped": [], "failed": {}}
         for record in event.get("Records", []):

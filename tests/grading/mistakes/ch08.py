@@ -54,8 +54,8 @@ MISTAKES = [
             replace=((KEY, 'key = record["s3"]["object"]["key"]'),)),
     Mistake("key-unquoted-without-plus", "8.3", "decode each key",
             replace=((KEY, 'key = unquote(record["s3"]["object"]["key"])'),
-                     ("from urllib.parse import unquote_plus",
-                      "from urllib.parse import unquote, unquote_plus"))),
+                     ("    from urllib.parse import unquote_plus\n",
+                      "    from urllib.parse import unquote\n"))),
     Mistake("scores-its-own-results", "8.3", "trigger it again",
             replace=(("            if key.startswith(results_prefix):\n"
                       "                report[\"skipped\"].append(key)\n"
