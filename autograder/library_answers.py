@@ -21,4 +21,5 @@ CLOSED: dict[str, dict[str, str]] = {
     "ch06_service": {"vampire_detector.service.uploads": "6.1",
                      "vampire_detector.service.decoding": "6.1",
                      "vampire_detector.service.batcher": "6.2"},
+    "ch08_lambda": {"vampire_detector.service.lambda_handler": "8.1"},
 }

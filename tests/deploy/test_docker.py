@@ -131,3 +131,16 @@ def test_uvicorn_bounds_what_clients_can_hold(dockerfile):
 def test_no_image_grants_every_gpu_by_default(dockerfile):
     """Which GPUs a container sees is the host's choice (--gpus, the device plugin)."""
     assert "NVIDIA_VISIBLE_DEVICES" not in env_vars(final_stage(instructions(dockerfile)))
+
+
+def test_build_context_reads_patterns_as_docker_does(tmp_path):
+    """Classes of characters, ``**``, the last match winning, ``!`` letting a path back in."""
+    for name in ("app/main.py", "app/main.pyc", "app/sub/mod.pyo", "app/keys.toml", "data/x.npz",
+                 "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    ignore = "*\n!app\n**/*.py[cod]\n!app/sub/mod.pyo\napp/keys.*\n"
+    assert build_context(tmp_path, ignore) == ["app/main.py", "app/sub/mod.pyo"]
+    assert build_context(tmp_path, "app/keys.toml\n!app/keys.toml\n") == sorted(
+        ["README.md", "app/keys.toml", "app/main.py", "app/main.pyc", "app/sub/mod.pyo",
+         "data/x.npz"])

@@ -19,6 +19,7 @@ from vampire_detector.shipping.manifests import (
     env,
     find,
     image_is_pinned,
+    memory_bytes,
     pod_spec,
     probe_path,
     runs_as_non_root,
@@ -326,3 +327,11 @@ def test_keda_replaces_the_cpu_autoscaler_with_a_query_prometheus_accepts(base, 
     checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True,
                              text=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+def test_memory_quantities_in_bytes():
+    """Binary and decimal suffixes, plain numbers and none at all."""
+    assert memory_bytes("768Mi") == 768 * 2**20
+    assert memory_bytes("1.5Gi") == 1.5 * 2**30
+    assert memory_bytes("1G") == 10**9
+    assert memory_bytes(129e6) == 129e6
+    assert memory_bytes("2048") == 2048
+    assert memory_bytes(None) is None
