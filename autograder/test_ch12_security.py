@@ -28,7 +28,7 @@ Wrong answers these tests catch, each with feedback that names the problem:
 - 12.2 ``retry-after-rounded-down``: Retry-After rounded down, so the client comes back early.
 - 12.2 ``refusals-spend-tokens``: refused requests spend tokens, driving the bucket negative.
 - 12.2 ``no-lock``: a bucket read and written by threads without a lock.
-- 12.2 ``copies-the-library``: the service's ``TokenBuckets`` imported (refused).
+- 12.2 ``copies-the-library-bucket``: the service's ``TokenBuckets`` imported (refused).
 - 12.3 ``decodes-before-checking``: the pixels decoded before the declared size is checked.
 - 12.3 ``searches-bytes-for-sof``: a frame header found by searching the bytes, which finds
   one inside the EXIF metadata.
@@ -36,7 +36,7 @@ Wrong answers these tests catch, each with feedback that names the problem:
 - 12.3 ``jpeg-width-height-swapped``: a JPEG frame header read as width then height.
 - 12.3 ``dht-taken-for-a-frame``: every marker from 0xC0 to 0xCF taken for a frame header,
   the Huffman tables (0xC4) included.
-- 12.3 ``copies-the-library``: the service's ``open_portrait`` imported (refused).
+- 12.3 ``copies-the-library-guard``: the service's ``open_portrait`` imported (refused).
 - 12.4 ``allows-all-ingress``: an ingress rule without ``from``, which admits every pod.
 - 12.4 ``namespace-or-pod``: the namespace and pod selectors written as two peers, which admits
   the whole monitoring namespace and any pod so labelled in the night watch's own.
@@ -404,9 +404,9 @@ def test_other_formats_and_broken_headers_are_value_errors(probe):
 @pytest.mark.points(2)
 def test_the_guard_refuses_before_decoding(probe):
     """12.3 Too many declared pixels: 422 too_many_pixels, and not one pixel decoded"""
-    for data, what in ((png_claiming(100_000, 100_000), "a PNG claiming 100000x100000"),
-                       (jpeg(300, 200), "a 300x200 JPEG against a limit of 10,000 pixels"),
-                       (solid(120, 100, "PNG"), "a 120x100 PNG against a limit of 10,000")):
+    for data, what in ((jpeg(300, 200), "a 300x200 JPEG against a limit of 10,000 pixels"),
+                       (solid(120, 100, "PNG"), "a 120x100 PNG against a limit of 10,000"),
+                       (png_claiming(100_000, 100_000), "a PNG claiming 100000x100000")):
         seen = probe.guarded(data, 10_000)
         if "raised" in seen:
             pytest.fail(f"{what}: read_guarded raised {seen['raised']} instead of a "
@@ -523,3 +523,9 @@ def test_the_night_watch_may_only_resolve_names(policies):
     for target, port, protocol, what in outside:
         assert not reach(policies, NIGHT_WATCH, target, port, protocol), (
             f"the night watch can open a connection to {what}: deny egress by default")
+    debug = Pod(NS, {"app": "renfield-debug"})
+    for target, port, protocol in ((Pod("default", {"app": "renfield"}), 443, "TCP"),
+                                   (DNS, 53, "UDP")):
+        assert not reach(policies, debug, target, port, protocol), (
+            "another pod of the night-watch namespace can open connections: the default "
+            "deny covers egress too")
