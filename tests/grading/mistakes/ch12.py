@@ -13,29 +13,22 @@ FOUND = """        found = None
                 found = (client, scopes)
         return found"""
 FRAME_TEST = "if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):"
-GATEWAY_RULE = """    - from:
-        - namespaceSelector:
-            matchLabels: {kubernetes.io/metadata.name: gateway}
-          podSelector:
-            matchLabels: {app.kubernetes.io/name: envoy}
-      ports:
-        - {port: 8080, protocol: TCP}
+GATEWAY_RULE = """    - from:  # the gateway's envoy pods: both selectors in one peer
+        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: gateway}}
+          podSelector: {matchLabels: {app.kubernetes.io/name: envoy}}
+      ports: [{port: 8080, protocol: TCP}]
 """
-PROMETHEUS_PEER = """        - namespaceSelector:
-            matchLabels: {kubernetes.io/metadata.name: monitoring}
-          podSelector:
-            matchLabels: {app.kubernetes.io/name: prometheus}
+PROMETHEUS_PEER = """        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}
+          podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}
 """
-PROMETHEUS_RULE = PROMETHEUS_PEER + """      ports:
-        - {port: 9100, protocol: TCP}
+PROMETHEUS_RULE = """    - from:  # Prometheus, on the metrics port only
+""" + PROMETHEUS_PEER + """      ports: [{port: 9100, protocol: TCP}]
 """
-DEFAULT_DENY = """apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: default-deny
-  namespace: night-watch
+DEFAULT_DENY = """kind: NetworkPolicy
+apiVersion: networking.k8s.io/v1
+metadata: {name: default-deny, namespace: night-watch}
 spec:
-  podSelector: {}
+  podSelector: {}  # every pod of the namespace, in and out
   policyTypes: [Ingress, Egress]
 ---
 """
@@ -121,21 +114,22 @@ MISTAKES = [
                    "def read_guarded(data, max_pixels, side=64):\n"
                    "    return open_portrait(data, None, max_pixels)\n"),
     Mistake("allows-all-ingress", "12.4", "needs its from", file=POLICY,
-            replace=((GATEWAY_RULE, "    - ports:\n        - {port: 8080, protocol: TCP}\n"),)),
+            replace=((GATEWAY_RULE, "    - ports: [{port: 8080, protocol: TCP}]\n"),)),
     Mistake("namespace-or-pod", "12.4", "both", file=POLICY,
             replace=((PROMETHEUS_PEER, PROMETHEUS_PEER.replace("          podSelector",
                                                                "        - podSelector")),)),
     Mistake("one-rule-for-both-ports", "12.4", "its own rule", file=POLICY,
-            replace=((GATEWAY_RULE + "    - from:\n" + PROMETHEUS_RULE,
-                      GATEWAY_RULE.replace("      ports:", PROMETHEUS_PEER + "      ports:")
-                      + "        - {port: 9100, protocol: TCP}\n"),)),
+            replace=((GATEWAY_RULE + PROMETHEUS_RULE,
+                      GATEWAY_RULE.replace("      ports: [{port: 8080, protocol: TCP}]",
+                                           PROMETHEUS_PEER.rstrip("\n") + "\n      ports: "
+                                           "[{port: 8080, protocol: TCP}, "
+                                           "{port: 9100, protocol: TCP}]")),)),
     Mistake("no-default-deny", "12.4", "deny by default", file=POLICY,
             replace=((DEFAULT_DENY, ""),)),
     Mistake("egress-left-open", "12.4", "egress", file=POLICY,
-            replace=(("  podSelector: {}\n  policyTypes: [Ingress, Egress]",
-                      "  podSelector: {}\n  policyTypes: [Ingress]"),)),
+            replace=(("  policyTypes: [Ingress, Egress]", "  policyTypes: [Ingress]"),)),
     Mistake("dns-over-udp-only", "12.4", "TCP", file=POLICY,
-            replace=(("        - {port: 53, protocol: TCP}\n", ""),)),
+            replace=((", {port: 53, protocol: TCP}]", "]"),)),
     Mistake("copies-the-deploy-file", "12.4", "namespace", file=POLICY,
             replace=(((ROOT / "solutions" / POLICY).read_text(),
                       (ROOT / "deploy/k8s/base/networkpolicy.yaml").read_text()),)),
