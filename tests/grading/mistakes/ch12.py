@@ -18,9 +18,9 @@ GATEWAY_RULE = """    - from:  # the gateway's envoy pods: both selectors in one
           podSelector: {matchLabels: {app.kubernetes.io/name: envoy}}
       ports: [{port: 8080, protocol: TCP}]
 """
-PROMETHEUS_PEER = """        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}
-          podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}
-"""
+PROMETHEUS_PEER = ("        - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: "
+                   "monitoring}}\n"
+                   "          podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}\n")
 PROMETHEUS_RULE = """    - from:  # Prometheus, on the metrics port only
 """ + PROMETHEUS_PEER + """      ports: [{port: 9100, protocol: TCP}]
 """
