@@ -22,4 +22,7 @@ CLOSED: dict[str, dict[str, str]] = {
                      "vampire_detector.service.decoding": "6.1",
                      "vampire_detector.service.batcher": "6.2"},
     "ch08_lambda": {"vampire_detector.service.lambda_handler": "8.1"},
+    "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
+                      "vampire_detector.service.uploads": "12.3",
+                      "vampire_detector.service.decoding": "12.3"},
 }
