@@ -47,7 +47,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 web-demo: $(STAMP) web/node_modules/.package-lock.json
 	$(BIN)/python web/build_demo.py
 
-test: lint weights-cache unit grade stubs mistakes student-check sync notebooks book-cache book browser
+test: lint weights-cache unit images grade stubs mistakes student-check sync notebooks book-cache book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -131,6 +131,11 @@ $(MODEL_FILE): $(STAMP) vampire_detector/weights/vampirenet.pt vampire_detector/
 	$(BIN)/python -c "from vampire_detector.onnx_export import export_trained; \
 		export_trained('vampirenet', '$@')"
 	sha256sum $@ > $@.sha256
+
+# The serving and Lambda images, built for real (Docker, or buildah where there is no engine)
+# from the exported model file, then started and probed: see tools/build_images.py.
+images: $(STAMP) model-file
+	$(BIN)/python tools/build_images.py --json _build/images.json
 
 weights: $(STAMP)
 	$(BIN)/python -m vampire_detector.train

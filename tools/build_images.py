@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     report["serving_build_s"] = round(builder.build(
         SERVING, serving, ROOT, build_args={"PYTHON_IMAGE": base}), 1)
     report["serving_bytes"] = builder.size(serving)
+    builder.build(SERVING, f"{serving}-build-stage", ROOT, target="build",
+                  build_args={"PYTHON_IMAGE": base})  # from the cache: only its size is new
+    report["build_stage_bytes"] = builder.size(f"{serving}-build-stage")
+    report["base_bytes"] = builder.size(base)
     report["serving"] = probe_serving(builder, serving)
     lambda_base = {} if builder.name == "docker" else {"LAMBDA_IMAGE": lambda_base_image(
         builder, base)}

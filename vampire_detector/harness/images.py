@@ -212,9 +212,9 @@ def run_in_image(builder: Builder, tag: str, command: Sequence[str],
                  env: dict[str, str] | None = None) -> str:
     """Run one command in a fresh container of ``tag``, as the image's user; its stdout."""
     pairs = [(key, value) for key, value in (env or {}).items()]
-    if builder.name == "docker":
-        return run([*builder.prefix, "run", "--rm",
-                    *[a for k, v in pairs for a in ("-e", f"{k}={v}")], tag, *command])
+    if builder.name == "docker":  # --entrypoint: the Lambda base image has one of its own
+        return run([*builder.prefix, "run", "--rm", "--entrypoint", command[0],
+                    *[a for k, v in pairs for a in ("-e", f"{k}={v}")], tag, *command[1:]])
     container = run([*builder.prefix, "from", tag]).strip()
     try:
         return run([*builder.prefix, "run", "--isolation", "chroot",
