@@ -179,7 +179,8 @@ def test_every_copy_source_is_in_the_build_context(dockerfile):
     whole = [s for s in sources if s.rstrip("/") in {".", "*", ""} or s.startswith("./*")]
     assert not whole, ("a COPY takes the whole build context into the image (with every file a "
                        "new folder brings): copy the files the image needs, one by one")
-    missing = [s for s in sources if not (ROOT / s).exists()]
+    # The model file is made by `make model-file` before any build, not kept in the repository.
+    missing = [s for s in sources if not (ROOT / s).exists() and s != "models/vampirenet.onnx"]
     assert not missing, f"COPY sources missing from the repository root: {missing}"
 
 
