@@ -3,9 +3,9 @@
 Sealed: your code runs in a sandboxed process (the ``submission`` fixture). The probes of
 ``autograder/probes/ch04.py`` hand it a VampireNet there; the ONNX file your export writes comes
 back through the sandbox's exchange folder and is checked and run here, and the expected values
-are computed here, with the grader's own copy of the model. The border models that 4.3 runs are
-built here too, from the course library's float export and a preprocessing graph written node by
-node, so that 4.2-4.4 do not depend on 4.1.
+are computed here, with the grader's own copy of the model. The models that 4.2 and 4.3 run are
+built here too (4.3's from the course library's float export and a preprocessing graph written
+node by node), so that 4.2-4.4 do not depend on 4.1.
 
 ``vampire_detector.onnx_export`` and ``vampire_detector.ort_detector`` hold the library's own
 float export and session; they are closed to ``ch04_onnx.py`` while it is graded, and the
@@ -59,7 +59,7 @@ from onnx import TensorProto, helper, numpy_helper
 from autograder.sandbox import SandboxError
 from vampire_detector.detector import Detector
 from vampire_detector.images import MEAN, STD, to_png
-from vampire_detector.onnx_export import export_onnx, export_trained
+from vampire_detector.onnx_export import export_trained
 from vampire_detector.portraits import IMAGE_SIZE, LABELS, make_portraits
 from vampire_detector.tensors import to_batch
 from vampire_detector.weights import load_model
@@ -94,16 +94,25 @@ def exchange(sandbox) -> Path:
 
 @pytest.fixture(scope="module")
 def reference_onnx(exchange) -> Path:
-    """VampireNet exported by the course library: a float model taking ``images``."""
+    """VampireNet exported by the course library: a float model taking ``images`` (4.3's border
+    models are built on it, and 4.4 compares it with the eager model)."""
     return export_trained("vampirenet", exchange / "vampirenet.onnx")
 
 
-def border_graph(float_path: Path, out_path: Path) -> Path:
+def border_graph(float_path: Path, out_path: Path, size: int | None = None) -> Path:
     """The float model at ``float_path`` behind a preprocessing graph written node by node:
-    ``pixels`` (uint8, batch x H x W x 3) in, the float model's ``logits`` out."""
+    ``pixels`` (uint8, batch x size x size x 3) in, the float model's ``logits`` out.
+
+    VampireNet pools globally before its classifier, so its graph runs at any image size once
+    its input declares it: ``size`` (default: the float model's own) re-declares it.
+    """
     float_model = onnx.load(str(float_path))
     (images,) = float_model.graph.input
-    height, width = (axis.dim_value for axis in images.type.tensor_type.shape.dim[2:])
+    dims = images.type.tensor_type.shape.dim
+    if size is not None:
+        dims[2].dim_value = dims[3].dim_value = size
+        del float_model.graph.value_info[:]  # shapes inferred at the old size
+    height, width = dims[2].dim_value, dims[3].dim_value
     constants = [numpy_helper.from_array(
         (255 * np.array(values, np.float32)).reshape(1, 3, 1, 1), name)
         for name, values in (("grader_mean", MEAN), ("grader_std", STD))]
@@ -132,10 +141,32 @@ def reference_border(reference_onnx, exchange) -> Path:
 
 
 @pytest.fixture(scope="module")
-def small_border(model, exchange) -> Path:
-    """The same, exported at 32x32, to see whether a detector reads its model's input size."""
-    float_path = export_onnx(model, exchange / f"vampirenet{SMALL}.onnx", image_size=SMALL)
-    return border_graph(float_path, exchange / f"border{SMALL}.onnx")
+def small_border(reference_onnx, exchange) -> Path:
+    """The same at 32x32, to see whether a detector reads its model's input size."""
+    return border_graph(reference_onnx, exchange / f"border{SMALL}.onnx", size=SMALL)
+
+
+@pytest.fixture(scope="module")
+def plain_onnx(exchange) -> Path:
+    """A small float model written node by node, for the session exercise (no export needed):
+    ``images`` (batch, 3, 64, 64) averaged per channel, then mixed into two ``logits``."""
+    mixing = numpy_helper.from_array(np.array([[1, -1], [0.5, 0.5], [-1, 1]], np.float32), "mix")
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["channels"]),
+         helper.make_node("MatMul", ["channels", "mix"], ["logits"])],
+        "plain",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT,
+                                       ["batch", 3, IMAGE_SIZE, IMAGE_SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        [mixing])
+    # IR 10 and opset 20, as the exporter writes them: onnx's own newest may be beyond the
+    # installed onnxruntime
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+    onnx.checker.check_model(model, full_check=True)
+    path = exchange / "plain.onnx"
+    onnx.save(model, str(path))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +179,13 @@ def eager() -> Detector:
     return Detector.from_weights("vampirenet", device=CPU)
 
 
-def cpu_session(path: Path) -> ort.InferenceSession:
-    return ort.InferenceSession(str(path), providers=[CPU_PROVIDER])
+def cpu_session(path: Path, optimise: bool = True) -> ort.InferenceSession:
+    """A CPU session; without ``optimise``, it runs the graph as the file holds it (the
+    optimiser would remove a training-mode ``Dropout`` that another runtime might run)."""
+    options = ort.SessionOptions()
+    if not optimise:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=[CPU_PROVIDER])
 
 
 def eager_logits(model: torch.nn.Module, inputs: torch.Tensor) -> np.ndarray:
@@ -223,14 +259,15 @@ def test_export_takes_raw_pixels_in_any_batch(border_export):
 @pytest.mark.points(1)
 def test_export_is_in_eval_mode(border_export):
     """4.1 the exported model answers like a model in eval mode, though it arrived in training"""
-    session = cpu_session(border_export)
+    session = cpu_session(border_export, optimise=False)
     images = make_portraits(9, seed=13)[0]
     alone = np.concatenate([run_pixels(session, images[i:i + 1]) for i in range(len(images))])
     together, again = run_pixels(session, images), run_pixels(session, images)
     assert np.abs(together - again).max() <= ATOL_LOGITS and (
         np.abs(together - alone).max() <= ATOL_LOGITS), (
-        "the same portraits get different logits from one run to the next, or alone and in a "
-        "batch: dropout or batch statistics are in the graph; export the model in eval mode")
+        "run as the file holds it, the same portraits get different logits from one run to the "
+        "next, or alone and in a batch: dropout or batch statistics are in the graph; export the "
+        "model in eval mode")
 
 
 @pytest.mark.exercise("4.1")
@@ -257,10 +294,10 @@ def runtime_warnings(seen: dict) -> list[str]:
 
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(2)
-def test_session_has_the_requested_settings(probe, reference_onnx):
+def test_session_has_the_requested_settings(probe, plain_onnx):
     """4.2 make_session uses the CPU provider, the threads asked for, every optimisation and no
     spinning"""
-    session = probe.session(str(reference_onnx), 2)
+    session = probe.session(str(plain_onnx), 2)
     assert session["kind"] == "InferenceSession", "return an onnxruntime.InferenceSession"
     assert session["intra_op_num_threads"] == 2, (
         "the session does not use the number of intra-op threads it was asked for")
@@ -283,15 +320,16 @@ def unavailable_provider() -> str:
 
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(2)
-def test_session_falls_back_loudly(probe, reference_onnx):
+def test_session_falls_back_loudly(probe, plain_onnx):
     """4.2 make_session keeps the available preferred providers in order, falls back to the CPU
     and warns about each one it leaves out"""
     missing = unavailable_provider()
     # Azure's provider ships in the PyPI build and runs a plain model at once (unlike TensorRT,
     # which builds an engine for minutes); where it is missing, the CPU alone is expected.
-    present = [name for name in ("AzureExecutionProvider",) if name in ort.get_available_providers()]
+    available = ort.get_available_providers()
+    present = [name for name in ("AzureExecutionProvider",) if name in available]
     try:
-        session = probe.session(str(reference_onnx), 1, [missing, *present])
+        session = probe.session(str(plain_onnx), 1, [missing, *present])
     except ValueError as error:
         pytest.fail(f"make_session refused a provider this build lacks ({error}): fall back to "
                     "the others, and to the CPU, with a RuntimeWarning", pytrace=False)
@@ -311,13 +349,13 @@ def test_session_falls_back_loudly(probe, reference_onnx):
 
 @pytest.mark.exercise("4.2")
 @pytest.mark.points(1)
-def test_session_refuses_a_misspelt_provider(ch04, reference_onnx):
+def test_session_refuses_a_misspelt_provider(ch04, plain_onnx):
     """4.2 make_session raises ValueError for a provider name that no onnxruntime build knows"""
     typo = "CUDAExecutionProvder"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            ch04.make_session(reference_onnx, providers=(typo,))
+            ch04.make_session(plain_onnx, providers=(typo,))
         except ValueError as error:
             assert typo in str(error), "the ValueError should name the misspelt provider"
             return

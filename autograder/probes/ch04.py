@@ -10,8 +10,6 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from vampire_detector.weights import load_model
-
 DTYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8}
 
 
@@ -20,6 +18,8 @@ def _ch04():
 
 
 def _model(train: bool = False) -> torch.nn.Module:
+    from vampire_detector.weights import load_model  # pulls torchvision in: only when needed
+
     model = load_model("vampirenet", device=torch.device("cpu"))
     return model.train() if train else model.eval()
 
