@@ -25,4 +25,8 @@ CLOSED: dict[str, dict[str, str]] = {
     "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
                       "vampire_detector.service.uploads": "12.3",
                       "vampire_detector.service.decoding": "12.3"},
+    "ch04_onnx": {
+        "vampire_detector.onnx_export": "4.1",  # export_onnx: a float model with a dynamic batch
+        "vampire_detector.ort_detector": "4.2 and 4.3",  # load_session, OrtDetector
+    },
 }
