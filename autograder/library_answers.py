@@ -16,4 +16,8 @@ from __future__ import annotations
 
 # submission module -> {library module: the exercise whose answer it holds}
 CLOSED: dict[str, dict[str, str]] = {
+    # Detector.probabilities is predict_proba for uint8 images; torch_serving re-exports it.
+    # The service reads uploads (to a centred square) but only as PNG, JPEG or WebP.
+    "ch01_detector": {"vampire_detector.detector": "1.1", "vampire_detector.torch_serving": "1.1",
+                      "vampire_detector.service": "1.3"},
 }

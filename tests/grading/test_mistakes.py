@@ -24,6 +24,11 @@ QUICKLY_S = 60  # a whole grading run of one exercise, sandbox start included, o
 MISTAKES = all_mistakes()
 
 
+def test_id(mistake: Mistake) -> str:
+    """``ch01-1.3-copies-the-library``: ``-k ch01`` picks a chapter, ``-k 1.3`` an exercise."""
+    return f"ch{mistake.chapter:02d}-{mistake.exercise}-{mistake.name}"
+
+
 def graded_file(mistake: Mistake) -> str:
     if mistake.file:
         return mistake.file
@@ -61,7 +66,7 @@ def grade(submission: Path, mistake: Mistake, out: Path) -> tuple[list[dict], fl
 
 
 @pytest.mark.usefixtures("bwrap_installed")
-@pytest.mark.parametrize("mistake", MISTAKES, ids=[m.name for m in MISTAKES])
+@pytest.mark.parametrize("mistake", MISTAKES, ids=[test_id(m) for m in MISTAKES])
 def test_the_mistake_is_caught_quickly_with_a_reason(mistake: Mistake, tmp_path):
     tests, seconds = grade(make_wrong(mistake, tmp_path), mistake, tmp_path / "results.json")
     assert tests, f"no test grades Exercise {mistake.exercise}"
@@ -87,5 +92,6 @@ def test_every_mistake_is_documented_where_students_and_instructors_read_tests()
 
 
 def test_mistake_names_are_unique():
-    names = [mistake.name for mistake in MISTAKES]
+    """Unique within an exercise: ``copies-the-library`` may be a mistake of several."""
+    names = [(mistake.exercise, mistake.name) for mistake in MISTAKES]
     assert len(names) == len(set(names))
