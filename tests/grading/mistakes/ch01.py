@@ -90,7 +90,8 @@ from vampire_detector.service.uploads import UploadLimits, read_portrait  # noqa
 
 def preprocess_upload(data):
     try:
-        pixels = read_portrait(data, None, UploadLimits(2**24, 2**24, IMAGE_SIZE))
+        pixels = read_portrait(data, "application/octet-stream",
+                              UploadLimits(2**24, 2**24, IMAGE_SIZE))
     except ServiceError as error:
         raise ValueError(error.message) from error
     return to_tensor(pixels)[None]
