@@ -16,6 +16,15 @@ from __future__ import annotations
 
 # submission module -> {library module: the exercise whose answer it holds}
 CLOSED: dict[str, dict[str, str]] = {
+    "ch10_monitoring": {"vampire_detector.service.metrics": "10.1",
+                        "vampire_detector.drift": "10.3"},
+    "ch06_service": {"vampire_detector.service.uploads": "6.1",
+                     "vampire_detector.service.decoding": "6.1",
+                     "vampire_detector.service.batcher": "6.2"},
+    "ch08_lambda": {"vampire_detector.service.lambda_handler": "8.1"},
+    "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
+                      "vampire_detector.service.uploads": "12.3",
+                      "vampire_detector.service.decoding": "12.3"},
     # Detector.probabilities is predict_proba for uint8 images; torch_serving re-exports it.
     # The service reads uploads (to a centred square) but only as PNG, JPEG or WebP.
     "ch01_detector": {"vampire_detector.detector": "1.1", "vampire_detector.torch_serving": "1.1",
