@@ -29,4 +29,8 @@ CLOSED: dict[str, dict[str, str]] = {
         "vampire_detector.onnx_export": "4.1",  # export_onnx: a float model with a dynamic batch
         "vampire_detector.ort_detector": "4.2 and 4.3",  # load_session, OrtDetector
     },
+    # Detector.probabilities is predict_proba for uint8 images; torch_serving re-exports it.
+    # The service reads uploads (to a centred square) but only as PNG, JPEG or WebP.
+    "ch01_detector": {"vampire_detector.detector": "1.1", "vampire_detector.torch_serving": "1.1",
+                      "vampire_detector.service": "1.3"},
 }

@@ -57,9 +57,9 @@ def export_dynamic_batch(model: nn.Module, example: torch.Tensor,
     """Exercise 3.2: export ``model`` (in eval mode) so that any batch from 1 to ``max_batch`` runs.
 
     ``example`` is a float ``(N, 3, H, W)`` batch; ``N`` may be 1. The program's ``.module()``
-    must accept every batch size from 1 to ``max_batch`` at the example's image size and give the
-    eval-mode outputs of ``model``. Raise ``ValueError`` when ``example`` is not such a batch or
-    ``max_batch`` is smaller than 2.
+    must accept every batch size from 1 to ``max_batch`` at the example's image size, give the
+    eval-mode outputs of ``model``, and refuse a larger batch. Raise ``ValueError`` when
+    ``example`` is not such a batch or ``max_batch`` is smaller than 2.
     """
     # Hint: export specialises a dimension whose example size is 0 or 1.
     raise NotImplementedError(

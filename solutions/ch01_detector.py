@@ -11,7 +11,7 @@ import io
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
 from vampire_detector.portraits import IMAGE_SIZE
@@ -23,8 +23,9 @@ def predict_proba(model: nn.Module, inputs: torch.Tensor, device: torch.device |
     """Exercise 1.1: class probabilities for a batch of preprocessed portraits.
 
     ``inputs`` is a normalised ``(N, 3, H, W)`` tensor. Return an ``(N, 2)`` tensor of
-    probabilities on the CPU, computed in chunks of at most ``batch_size`` on ``device``
-    (default: wherever the model's weights are), the way production inference should run.
+    probabilities on the CPU, computed on ``device`` (default: wherever the model's weights are)
+    in chunks of ``batch_size`` portraits (the last chunk may be smaller), the way production
+    inference should run.
     """
     # BEGIN SOLUTION
     # Hint: four things: eval mode, no autograd, inputs on the model's device, chunks.
@@ -44,13 +45,14 @@ def choose_batch_size(samples_ms: dict[int, list[float]], budget_ms: float,
     ``samples_ms`` maps each batch size to the latencies of consecutive calls, in milliseconds,
     starting with ``warmup`` warm-up calls that must be ignored. A batch size fits when the p95
     of its remaining latencies (``numpy.percentile``'s default method) is at most ``budget_ms``;
-    its throughput is the batch size divided by its median latency. Raise ``ValueError`` when no
+    its throughput is the batch size divided by its median latency. When two batch sizes have
+    the same throughput, the smaller wins: its callers wait less. Raise ``ValueError`` when no
     batch size fits, or when one has no latencies left after the warm-up.
     """
     # BEGIN SOLUTION
     # Hint: the mean hides the tail, and the largest batch is not always the fastest.
     best, best_throughput = None, 0.0
-    for batch_size, samples in samples_ms.items():
+    for batch_size, samples in sorted(samples_ms.items()):  # smallest first: it wins a tie
         steady = samples[warmup:]
         if not steady:
             raise ValueError(f"batch size {batch_size} has no latencies after the warm-up")
@@ -68,12 +70,15 @@ def choose_batch_size(samples_ms: dict[int, list[float]], budget_ms: float,
 def preprocess_upload(data: bytes) -> torch.Tensor:
     """Exercise 1.3: turn uploaded image bytes into the model's ``(1, 3, 64, 64)`` input.
 
-    Accept any image format Pillow reads, in any colour mode and size, and reproduce exactly the
-    preprocessing the model was trained with. Raise ``ValueError`` with a message saying what is
-    wrong when the bytes are empty, not an image, or a damaged image.
+    Accept any image format Pillow reads, in any colour mode and size. Convert the picture to
+    RGB; when it is not 64 x 64, cut out its centred square (never stretch a face) and resize
+    that to 64 x 64 with bilinear resampling. Then reproduce exactly the preprocessing the model
+    was trained with. Raise ``ValueError`` with a message saying what is wrong when the bytes are
+    empty, not an image, or a damaged image.
     """
     # BEGIN SOLUTION
     # Hint: Image.open reads only the header; image.load() finds truncated files.
+    # Hint: ImageOps.fit(image, size, method) crops the centred square and resizes it in one go.
     if not data:
         raise ValueError("the upload is empty: send the bytes of an image file")
     try:
@@ -83,6 +88,6 @@ def preprocess_upload(data: bytes) -> torch.Tensor:
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(f"the upload is not a readable image ({error})") from error
     if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
-        rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+        rgb = ImageOps.fit(rgb, (IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
     return to_tensor(np.asarray(rgb))[None]
     # END SOLUTION

@@ -19,6 +19,21 @@ from vampire_detector.weights import load_model
 CPU = torch.device("cpu")
 
 
+class Nudged(torch.nn.Module):
+    """VampireNet's logits raised by 300, plus ``nudge`` times each portrait's first pixel.
+
+    Traced with another nudge than its eager twin, it disagrees on each portrait by a known
+    amount; the large logits make a relative tolerance far wider than an absolute one.
+    """
+
+    def __init__(self, detector: torch.nn.Module, nudge: float):
+        super().__init__()
+        self.detector, self.nudge = detector, nudge
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.detector(x) + 300.0 + self.nudge * x[:, :1, 0, 0]
+
+
 def _ch02():
     return importlib.import_module("ch02_tracing")
 
@@ -78,11 +93,14 @@ def _traced(module: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptM
 def disagreements(kind: str, example: np.ndarray, candidates: np.ndarray,
                   atol: float | None = None) -> dict[str, object]:
     """``find_disagreements`` of a module (``model``: VampireNet; ``gate``: a GarlicGate;
-    ``draft``: a DraftGarlicGate) and its trace on ``example``, over ``candidates``."""
+    ``draft``: a DraftGarlicGate; ``nudged``: a Nudged VampireNet, traced with a nudge of 1
+    and run eagerly with none) and its trace on ``example``, over ``candidates``."""
     model = _model()
     module = {"model": lambda: model, "gate": lambda: GarlicGate(model),
-              "draft": lambda: DraftGarlicGate(model)}[kind]().eval()
-    trace = _traced(module, torch.from_numpy(example))
+              "draft": lambda: DraftGarlicGate(model),
+              "nudged": lambda: Nudged(model, 0.0)}[kind]().eval()
+    traced = Nudged(model, 1.0).eval() if kind == "nudged" else module
+    trace = _traced(traced, torch.from_numpy(example))
     options = {} if atol is None else {"atol": atol}
     found = _ch02().find_disagreements(module, trace, torch.from_numpy(candidates), **options)
     return {"is_list": isinstance(found, list), "indices": [int(index) for index in found]}
