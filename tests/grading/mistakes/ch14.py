@@ -8,7 +8,8 @@ MISTAKES = [
                       "            return np.concatenate([softmax(self.model(batch[i:i + 1])"
                       ".numpy()) for i in range(len(batch))])"),)),
     Mistake("raises-on-a-bad-request", "14.1", "raised",
-            replace=(("            except ClientError as error:\n                errors.append(error)",
+            replace=(("            except ClientError as error:\n"
+                      "                errors.append(error)",
                       "            except ClientError:\n                raise"),)),
     Mistake("no-status-for-a-bad-request", "14.1", "set a status",
             replace=(("                context.set_response_status(error.status, error.message, "
