@@ -34,7 +34,7 @@ from vampire_detector.harness.loadtest import (
     settle,
 )
 from vampire_detector.harness.resources import ResourceSampler, cpu_seconds
-from vampire_detector.harness.torchserve import TorchServeConfig, running_torchserve
+from vampire_detector.harness.torchserve import TorchServe, TorchServeConfig, running_torchserve
 from vampire_detector.portraits import make_portraits
 from vampire_detector.weights import weights_path
 
@@ -73,7 +73,7 @@ class Measured:
     samples: dict[int, Samples] = field(default_factory=dict)
     cpu_s: dict[int, float] = field(default_factory=dict)
     peak_rss: int = 0
-    startup_s: float = 0.0
+    startup_s: float = 0.0  # 0: started elsewhere, not timed here
 
     def rows(self, name: str) -> list[dict[str, str]]:
         rows = []
@@ -142,19 +142,35 @@ async def measure(comparison: Comparison, uploads: Sequence[Upload],
 
 
 def compare(comparison: Comparison = QUICK, weights: Path | None = None) -> dict[str, Measured]:
-    """Start both servers on ``weights``, measure them, stop them; results by server name."""
+    """``compare_servers`` from synchronous code (a script)."""
+    return asyncio.run(compare_servers(comparison, weights))
+
+
+async def compare_servers(comparison: Comparison = QUICK, weights: Path | None = None, *,
+                          running: TorchServe | None = None) -> dict[str, Measured]:
+    """Start both servers on ``weights``, measure them, stop them; results by server name.
+
+    ``running``: a TorchServe already started on the same weights with the comparison's
+    batching (the chapter starts its JVM once); it is measured, not started or stopped here.
+    """
     weights = weights or weights_path("vampirenet")
     uploads = mixed_workload(make_portraits(64, seed=14)[0], bad_share=0)
     startup = {}
     with tempfile.TemporaryDirectory(prefix="servers-") as folder, \
             contextlib.ExitStack() as stack:
         endpoints = {}
-        for name, start in ((COURSE, lambda: course_service(weights, comparison)),
-                            (TORCHSERVE, lambda: torchserve(weights, comparison, Path(folder)))):
+        began = time.perf_counter()
+        endpoints[COURSE] = stack.enter_context(course_service(weights, comparison))
+        startup[COURSE] = time.perf_counter() - began
+        if running is None:
             began = time.perf_counter()
-            endpoints[name] = stack.enter_context(start())
-            startup[name] = time.perf_counter() - began
-        results = asyncio.run(measure(comparison, uploads, endpoints))
+            endpoints[TORCHSERVE] = stack.enter_context(
+                torchserve(weights, comparison, Path(folder)))
+            startup[TORCHSERVE] = time.perf_counter() - began
+        else:
+            endpoints[TORCHSERVE] = Endpoint(running.inference_url,
+                                             f"/predictions/{running.name}", running.process.pid)
+        results = await measure(comparison, uploads, endpoints)
     for name, seconds in startup.items():
         results[name].startup_s = seconds
     return results
@@ -162,6 +178,7 @@ def compare(comparison: Comparison = QUICK, weights: Path | None = None) -> dict
 
 def summary_rows(results: dict[str, Measured]) -> list[dict[str, str]]:
     """One row per server: start-up to ready and the peak resident memory of its tree."""
-    return [{"server": name, "start to ready s": f"{measured.startup_s:.1f}",
+    return [{"server": name,
+             "start to ready s": f"{measured.startup_s:.1f}" if measured.startup_s else "n/a",
              "peak RSS MB": f"{measured.peak_rss / 2**20:.0f}"}
             for name, measured in results.items()]
