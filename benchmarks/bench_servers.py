@@ -33,6 +33,8 @@ def parse(argv: list[str] | None = None) -> tuple[Comparison, Path | None]:
                         help="most images per model call, for both servers")
     parser.add_argument("--max-wait-ms", type=int, default=defaults.max_wait_ms,
                         help="longest wait for a batch to fill, for both servers")
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help="torch threads of each server's one model process")
     parser.add_argument("--quick", action="store_true", help="the chapter's short run")
     parser.add_argument("--json", type=Path, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
