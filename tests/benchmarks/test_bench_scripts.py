@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmarks import bench_serve as serve
+from benchmarks import bench_servers as servers
 from benchmarks import bench_soak as soak
 from benchmarks.bench_ledger import as_markdown
 from benchmarks.bench_soak import report
@@ -42,6 +43,8 @@ def test_the_soak_report_gives_memory_in_mebibytes_and_the_verdict():
     (soak, ["--time-limit-s", "0"], "time limit must be a positive number"),
     (serve, ["--rounds", "0"], "rounds must be at least 1"),
     (serve, ["--max-wait-ms", "-1"], "max_wait_ms must not be negative"),
+    (servers, ["--levels", "0"], "concurrency must be at least 1"),
+    (servers, ["--rounds", "0"], "must be at least 1"),
 ])
 def test_the_scripts_refuse_numbers_that_would_measure_nothing(script, args, complaint, capsys):
     with pytest.raises(SystemExit) as exit_:

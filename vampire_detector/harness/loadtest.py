@@ -179,8 +179,8 @@ def mixed_workload(portraits: Sequence[np.ndarray], bad_share: float = 0.1,
 
 
 async def one_round(url: str, uploads: list[Upload], requests: int, concurrency: int,
-                    time_limit_s: float, samples: Samples) -> None:
-    """Send ``requests`` uploads, ``concurrency`` at a time; record what each one got."""
+                    time_limit_s: float, samples: Samples, path: str = "/predict") -> None:
+    """Send ``requests`` uploads to ``path``, ``concurrency`` at a time; record each answer."""
     check_load(requests, concurrency, time_limit_s)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0,
@@ -196,7 +196,7 @@ async def one_round(url: str, uploads: list[Upload], requests: int, concurrency:
                 upload = uploads[i % len(uploads)]
                 sent = time.perf_counter()
                 try:
-                    response = await client.post("/predict", content=upload.body,
+                    response = await client.post(path, content=upload.body,
                                                  headers=upload.headers)
                     status = response.status_code
                 except httpx.HTTPError:
@@ -208,7 +208,7 @@ async def one_round(url: str, uploads: list[Upload], requests: int, concurrency:
 
 
 async def settle(url: str, uploads: Sequence[Upload], concurrency: int,
-                 timeout_s: float = 120.0) -> None:
+                 timeout_s: float = 120.0, path: str = "/predict") -> None:
     """Untimed warm-up rounds until one round gets every answer right.
 
     ``/ready`` is answered by whichever worker takes the probe: with several uvicorn workers,
@@ -219,7 +219,8 @@ async def settle(url: str, uploads: Sequence[Upload], concurrency: int,
     deadline = time.perf_counter() + timeout_s
     while True:
         samples = Samples()
-        await one_round(url, list(uploads), 4 * concurrency, concurrency, timeout_s, samples)
+        await one_round(url, list(uploads), 4 * concurrency, concurrency, timeout_s, samples,
+                        path)
         if samples.errors == 0:
             return
         if time.perf_counter() > deadline:
