@@ -81,6 +81,7 @@ FIGURES = {
     "book/08_lambda": ["Figure 8.1"],
     "book/09_kubernetes": ["Figure 9.1"],
     "book/10_monitoring": ["Figure 10.1"],
+    "book/13_release": ["Figure 13.1"],
     "book/15_capstone": ["Figure 15.1", "Figure 15.2", "Figure 15.3"],
 }
 
