@@ -1,0 +1,75 @@
+"""The registry logic against a real MLflow server: versions, aliases, promotion, resolution."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vampire_detector import registry
+from vampire_detector.harness.registry_server import QUIET, running_registry
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory: pytest.TempPathFactory):
+    with running_registry(tmp_path_factory.mktemp("registry")) as uri:
+        yield uri
+
+
+@pytest.mark.parametrize("alias", ["", "champion!", "my alias", "latest", "v3", "../x"])
+def test_malformed_or_reserved_aliases_are_refused_with_a_reason(alias: str) -> None:
+    with pytest.raises(registry.RegistryError, match=r"alias|reserved"):
+        registry.check_alias(alias)
+
+
+def test_register_promote_resolve_and_roll_back(uri: str, tmp_path: Path) -> None:
+    client = registry.connect(uri)
+    files = []
+    for n in (1, 2):
+        files.append(tmp_path / f"m{n}.onnx")
+        files[-1].write_bytes(bytes([n]) * 10)
+    first = registry.register(client, files[0], metrics={"clean_accuracy": 0.97},
+                              tags={"parity": 2e-7, "size_mb": 0.1})
+    second = registry.register(client, files[1], metrics={"clean_accuracy": 0.98})
+    assert (first, second) == ("1", "2")
+    assert client.get_model_version(registry.MODEL_NAME, first).tags["parity"] == "2e-07"
+    run = client.get_run(client.get_model_version(registry.MODEL_NAME, first).run_id)
+    assert run.data.metrics["clean_accuracy"] == pytest.approx(0.97)
+
+    registry.set_alias(client, registry.CHAMPION, first)
+    registry.set_alias(client, registry.CHALLENGER, second)
+    assert registry.promote(client) == (first, second)
+    resolved = registry.resolve(client, registry.CHAMPION, tmp_path / "serve")
+    assert resolved.version == second and resolved.path.read_bytes() == files[1].read_bytes()
+
+    registry.rollback(client, first)
+    assert registry.version_of(client, registry.CHAMPION) == first
+    assert registry.resolve(client, "champion", tmp_path / "back").path.read_bytes() == \
+        files[0].read_bytes()
+    assert registry.version_of(client, "nobody") is None
+
+
+def test_the_resolver_writes_the_service_environment_or_fails_at_start(uri: str,
+                                                                       tmp_path: Path) -> None:
+    client = registry.connect(uri)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx")
+    registry.set_alias(client, "resolver-test", registry.register(client, model, metrics={}))
+    env = {**os.environ, **QUIET, "PYTHONPATH": os.getcwd(), "MLFLOW_TRACKING_URI": uri}
+    command = [sys.executable, "-m", "vampire_detector.registry", "resolve", "--out"]
+    done = subprocess.run([*command, str(tmp_path / "ok"), "--alias", "resolver-test"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "ok" / "service.env").read_text().splitlines()
+    assert f"VAMPIRE_MODEL_PATH={tmp_path / 'ok' / 'model.onnx'}" in lines
+    assert any(line.startswith("VAMPIRE_MODEL_VERSION=vampire-detector-v") for line in lines)
+    for alias, says in (("no-such-alias", "has no version"), ("champ ion", "malformed")):
+        failed = subprocess.run([*command, str(tmp_path / alias), "--alias", alias],
+                                env=env, capture_output=True, text=True, timeout=120)
+        assert failed.returncode == 2 and says in failed.stderr, failed.stderr
+        assert not (tmp_path / alias / "service.env").exists()

@@ -1,0 +1,55 @@
+"""Run the release gate on a candidate; on a pass, register it as the challenger.
+
+    python tools/release_gate.py with-makeup            # a registry of its own, for the run
+    MLFLOW_TRACKING_URI=http://host:5000 python tools/release_gate.py with-makeup --promote
+
+The candidate (see vampire_detector.candidates) is trained or loaded from the cache, exported to
+ONNX and measured against every budget of vampire_detector.release_gate. The report names each
+budget, the value measured and the verdict; the exit code is 0 on a pass and 1 on a refusal.
+A candidate that passes is registered with its measurements and given the ``challenger``
+alias; ``--promote`` then moves ``champion`` to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from vampire_detector import registry
+from vampire_detector.bench import markdown_table
+from vampire_detector.candidates import CANDIDATES, load_candidate
+from vampire_detector.harness.registry_server import running_registry
+from vampire_detector.onnx_export import export_onnx
+from vampire_detector.release_gate import run_gate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("candidate", choices=sorted(CANDIDATES))
+    parser.add_argument("--promote", action="store_true", help="move champion on a pass")
+    parser.add_argument("-n", type=int, default=1000, help="portraits per population")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        model = load_candidate(args.candidate)
+        path = export_onnx(model, Path(scratch) / f"{args.candidate}.onnx")
+        measured, report = run_gate(model, path, n=args.n)
+        print(markdown_table(report.rows()))
+        if not report.passed:
+            print(f"refused: {args.candidate} misses {', '.join(report.failures)}")
+            return 1
+        with running_registry(Path(scratch) / "registry") as uri:
+            client = registry.connect(uri)
+            version = registry.register(client, path, metrics=measured,
+                                        tags={"candidate": args.candidate, **measured})
+            registry.set_alias(client, registry.CHALLENGER, version)
+            print(f"{args.candidate} is version {version}, the challenger, at {uri}")
+            if args.promote:
+                previous, new = registry.promote(client)
+                print(f"champion moved from version {previous} to {new}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
