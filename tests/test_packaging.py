@@ -14,10 +14,11 @@ import tomllib
 import vampire_detector
 
 PACKAGE = Path(vampire_detector.__file__).parent
-EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping",
-            "edge": "edge"}  # part of the library: its extra
+EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping"}  # package: extra
 SERVING_ADAPTER = "torch_serving.py"  # a core module around the service: it needs both
-EDGE = "edge.py"  # ExecuTorch is large, so Chapter 11's module has an extra of its own
+# Single modules whose dependencies are large or optional, each with the extra that serves it:
+# ExecuTorch (Chapter 11), MLflow (Chapter 13), the platforms' adapters and their client (14).
+OWN_EXTRA = {"edge.py": "edge", "registry.py": "registry", "platforms.py": "harness"}
 
 
 def requirement_names(requirements: list[str], extras: dict[str, list[str]]) -> set[str]:
@@ -39,9 +40,9 @@ def normal(name: str) -> str:
 
 def part_files(part: str) -> list[Path]:
     if part == "core":
-        return [p for p in PACKAGE.glob("*.py") if p.name not in (SERVING_ADAPTER, EDGE)]
-    if part == "edge":
-        return [PACKAGE / EDGE]
+        return [p for p in PACKAGE.glob("*.py") if p.name not in (SERVING_ADAPTER, *OWN_EXTRA)]
+    if part in OWN_EXTRA:
+        return [PACKAGE / part]
     return [*(PACKAGE / part).rglob("*.py"), *([PACKAGE / SERVING_ADAPTER] * (part == "service"))]
 
 
@@ -62,12 +63,12 @@ def project(repo_root) -> dict:
     return tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
 
 
-@pytest.mark.parametrize("part", ["core", *EXTRA_OF])
+@pytest.mark.parametrize("part", ["core", *EXTRA_OF, *OWN_EXTRA])
 def test_each_part_declares_what_it_imports(project, part):
     extras = project["optional-dependencies"]
     declared = requirement_names(project["dependencies"], extras)
     if part != "core":
-        declared |= requirement_names(extras[EXTRA_OF[part]], extras)
+        declared |= requirement_names(extras[{**EXTRA_OF, **OWN_EXTRA}[part]], extras)
     distributions = packages_distributions()
     missing = {name for name in third_party_imports(part_files(part))
                if not {normal(d) for d in distributions.get(name, [name])} & declared}
@@ -77,5 +78,5 @@ def test_each_part_declares_what_it_imports(project, part):
 def test_the_course_extra_installs_every_part(project):
     extras = project["optional-dependencies"]
     course = requirement_names(extras["course"], extras)
-    for extra in EXTRA_OF.values():
+    for extra in {*EXTRA_OF.values(), *OWN_EXTRA.values()}:
         assert requirement_names(extras[extra], extras) <= course
