@@ -245,9 +245,13 @@ def test_reader_opens_portraits_only_when_asked_and_rewinds(ch05, sandbox):
     repainted = PortraitDataset(1, "test", "candlelight").images  # after the reader was made
     (folder / "makeup" / "sitter-00.png").write_bytes(to_png(repainted[0]))
     first = portraits(drain(reader))
-    assert len(first) == 2 and np.allclose(first[1][0], normalize(repainted)[0], atol=1e-5), (
+    assert len(first) == 2, "4 portraits of each of two populations, batch_size 4: two batches"
+    assert not np.allclose(first[1][0], served("makeup", 0, 1)[0], atol=1e-5), (
         "the reader gave a portrait as it was when the reader was made, not as it was when "
         "get_next asked for its batch: open a batch's files only when get_next asks for it")
+    assert np.allclose(first[1][0], normalize(repainted)[0], atol=1e-5), (
+        "a repainted portrait did not come out as the detector sees it: decode each PNG and "
+        "normalise it exactly as the detector does, when its batch is asked for")
     reader.rewind()
     again = drain(reader)
     assert len(again) == len(first) and all(
@@ -434,11 +438,11 @@ def test_border_file_is_int8_and_small(student_int8, border_fp32):
                  if t.data_type == onnx.TensorProto.FLOAT)
     assert eight > floats, (
         "most of the weights are still stored as float32: quantize the weights, not only the "
-        "activations")
+        "activations, and keep only the most sensitive layers in FP32")
     ratio = path.stat().st_size / border_fp32.stat().st_size
     assert ratio <= MAX_SIZE_RATIO, (
-        f"the INT8 file is {ratio:.0%} of the FP32 file (allowed: {MAX_SIZE_RATIO:.0%}); "
-        "look at what else than weights the file carries")
+        f"the INT8 file is {ratio:.0%} of the FP32 file (allowed: {MAX_SIZE_RATIO:.0%}): look "
+        "at what else than weights the file carries, and at which layers stay in FP32")
 
 
 @pytest.mark.exercise("5.2")

@@ -143,7 +143,7 @@ def quantize_for_the_border(fp32_path: str | Path, out_path: str | Path,
     most sensitive first. Raise ``FileNotFoundError`` naming ``fp32_path`` when it does not exist.
     """
     # BEGIN SOLUTION
-    # Hint: onnxruntime.quantization has quant_pre_process, and quantize_static nodes_to_exclude.
+    # Hint: quantize_static's nodes_to_exclude names the nodes it must leave in float.
     # Hint: the exporter stores a stack trace in every node's metadata_props; the border does not
     # Hint: need them, and in a small model they weigh more than you would think.
     fp32_path, out_path = Path(fp32_path), Path(out_path)
