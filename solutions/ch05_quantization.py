@@ -135,12 +135,13 @@ def quantize_for_the_border(fp32_path: str | Path, out_path: str | Path,
                             keep_fp32: int = 1) -> list[str]:
     """Exercise 5.2: a static INT8 copy that leaves the most sensitive layers in FP32.
 
-    Measure ``layer_sensitivity(fp32_path, reader, inputs)``, then write to ``out_path`` a
-    statically quantized copy of the model at ``fp32_path`` in which the ``keep_fp32`` most
-    sensitive nodes stay in float and every other weighted node is quantized, with the same
-    settings and calibration as in ``layer_sensitivity``. The file must weigh at most 35% of the
-    FP32 file and keep its accuracy within 1 point. Return the names of the nodes kept in FP32,
-    most sensitive first. Raise ``FileNotFoundError`` naming ``fp32_path`` when it does not exist.
+    Call ``layer_sensitivity(fp32_path, reader, inputs)`` (the grader may stand its own
+    measurements in for it), then write to ``out_path`` a statically quantized copy of the model
+    at ``fp32_path`` in which the ``keep_fp32`` most sensitive nodes stay in float and every
+    other weighted node is quantized, with the same settings and calibration as in
+    ``layer_sensitivity``. The file must weigh at most 35% of the FP32 file and keep its
+    accuracy within 1 point. Return the names of the nodes kept in FP32, most sensitive first.
+    Raise ``FileNotFoundError`` naming ``fp32_path`` when it does not exist.
     """
     # BEGIN SOLUTION
     # Hint: quantize_static's nodes_to_exclude names the nodes it must leave in float.
