@@ -16,23 +16,25 @@ from __future__ import annotations
 
 # submission module -> {library module: the exercise whose answer it holds}
 CLOSED: dict[str, dict[str, str]] = {
-    "ch14_servers": {"vampire_detector.torchserve_handler": "14.1",
-                     "vampire_detector.platforms": "14.3"},
-    "ch10_monitoring": {"vampire_detector.service.metrics": "10.1",
-                        "vampire_detector.drift": "10.3"},
-    "ch06_service": {"vampire_detector.service.uploads": "6.1",
-                     "vampire_detector.service.decoding": "6.1",
-                     "vampire_detector.service.batcher": "6.2"},
-    "ch08_lambda": {"vampire_detector.service.lambda_handler": "8.1"},
-    "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
-                      "vampire_detector.service.uploads": "12.3",
-                      "vampire_detector.service.decoding": "12.3"},
-    "ch04_onnx": {
-        "vampire_detector.onnx_export": "4.1",  # export_onnx: a float model with a dynamic batch
-        "vampire_detector.ort_detector": "4.2 and 4.3",  # load_session, OrtDetector
-    },
     # Detector.probabilities is predict_proba for uint8 images; torch_serving re-exports it.
     # The service reads uploads (to a centred square) but only as PNG, JPEG or WebP.
     "ch01_detector": {"vampire_detector.detector": "1.1", "vampire_detector.torch_serving": "1.1",
                       "vampire_detector.service": "1.3"},
+    "ch04_onnx": {
+        "vampire_detector.onnx_export": "4.1",  # export_onnx: a float model with a dynamic batch
+        "vampire_detector.ort_detector": "4.2 and 4.3",  # load_session, OrtDetector
+    },
+    # the calibration reader (5.1) and the static quantizer (5.2)
+    "ch05_quantization": {"vampire_detector.quantize": "5.1 and 5.2"},
+    "ch06_service": {"vampire_detector.service.uploads": "6.1",
+                     "vampire_detector.service.decoding": "6.1",
+                     "vampire_detector.service.batcher": "6.2"},
+    "ch08_lambda": {"vampire_detector.service.lambda_handler": "8.1"},
+    "ch10_monitoring": {"vampire_detector.service.metrics": "10.1",
+                        "vampire_detector.drift": "10.3"},
+    "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
+                      "vampire_detector.service.uploads": "12.3",
+                      "vampire_detector.service.decoding": "12.3"},
+    "ch14_servers": {"vampire_detector.torchserve_handler": "14.1",
+                     "vampire_detector.platforms": "14.3"},
 }

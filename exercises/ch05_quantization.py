@@ -1,18 +1,20 @@
 """Chapter 5 exercises: quantization.
 
-Fill in the class and the functions below, then grade them with
+Fill in the classes and the functions below, then grade them with
 
     pytest autograder/test_ch05_quantization.py
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -23,23 +25,40 @@ from onnxruntime.quantization import (
 
 from vampire_detector.bench import time_calls
 from vampire_detector.dataset import PortraitDataset
+from vampire_detector.images import from_png, normalize
 from vampire_detector.ort_detector import OrtDetector
 
+# The operators that carry weights: the ones whose precision a sensitivity study compares.
+WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 
-class MixedPortraitReader(CalibrationDataReader):
-    """Exercise 5.1: calibration portraits from several populations, one population per batch.
 
-    The border sees daylight and candle-lit travellers, and an INT8 model only represents the
-    activation ranges it saw during calibration. Give ``n`` training portraits of each population
-    in ``populations``, in that order, preprocessed exactly as at serving time (float32,
-    normalised, ``(b, 3, 64, 64)``), as ``{"images": batch}`` with at most ``batch_size``
-    portraits per batch and never two populations in one batch. ``get_next`` returns None once
-    all have been given; ``rewind`` starts again from the first batch.
+class GateReader(CalibrationDataReader):
+    """Exercise 5.1: a stratified calibration sample, streamed from the gate's folders of PNGs.
+
+    An INT8 model only represents the activation ranges it saw in calibration, so the sample must
+    look like the gate's traffic. ``folder`` holds one sub-folder per population (``clean/``,
+    ``candlelight/``, ``makeup/``), each with PNG portraits recorded at the gate; ``weights``
+    maps the populations to draw from to their share of the traffic (non-negative numbers with a
+    positive sum, not necessarily summing to 1).
+
+    - **How many.** ``n`` portraits in all, shared by largest remainder: population ``p``'s quota
+      is ``n * weights[p] / sum(weights)``; each gets the whole part of its quota, and the
+      portraits still missing go, one each, to the largest fractional parts (on a tie, to the
+      population that comes first in ``weights``).
+    - **Which.** Each population's first portraits in file-name order (``*.png`` files only).
+      Raise ``ValueError`` naming the population when its folder holds fewer than its share.
+    - **How.** Population by population, in the order of ``weights``, at most ``batch_size``
+      portraits per batch and never two populations in one batch (a batch that upsets the
+      calibrator then names its population). Each batch is ``{input_name: batch}``, ``batch`` a
+      float32 ``(b, 3, 64, 64)`` array: the PNGs preprocessed exactly as the detector serves one.
+    - **When.** The gate's folders can hold far more than memory: open a batch's files only when
+      ``get_next`` asks for that batch. ``get_next`` returns None after the last batch;
+      ``rewind`` starts again from the first.
     """
 
-    def __init__(self, n: int = 100, batch_size: int = 20,
-                 populations: Sequence[str] = ("clean", "candlelight")):
-        # Hint: PortraitDataset(n, "train", population).inputs is preprocessed by to_batch.
+    def __init__(self, folder: str | Path, weights: Mapping[str, float], n: int,
+                 batch_size: int = 16, input_name: str = "images"):
+        # Hint: vampire_detector.images holds the detector's own decoding and normalisation.
         raise NotImplementedError(
             "Exercise 5.1 is not implemented yet: write it in exercises/ch05_quantization.py")
 
@@ -52,15 +71,38 @@ class MixedPortraitReader(CalibrationDataReader):
             "Exercise 5.1 is not implemented yet: write it in exercises/ch05_quantization.py")
 
 
-def quantize_for_the_border(fp32_path: str | Path, out_path: str | Path,
-                            reader: CalibrationDataReader) -> Path:
-    """Exercise 5.2: write a statically quantized INT8 copy of the ONNX model at ``fp32_path``.
+def layer_sensitivity(fp32_path: str | Path, reader: CalibrationDataReader,
+                      inputs: np.ndarray) -> dict[str, float]:
+    """Exercise 5.2: how much each weighted layer, quantized alone, moves the model's logits.
 
-    Calibrate with ``reader``. The result must keep its accuracy within 1 point of the FP32
-    model's, weigh at most 35% of the FP32 file, and really compute in 8 bits. Raise
-    ``FileNotFoundError`` naming ``fp32_path`` when it does not exist. Return ``out_path``.
+    For each ``Conv``, ``Gemm`` and ``MatMul`` node of the ONNX model at ``fp32_path`` (see
+    ``WEIGHTED_OPS``), in graph order: quantize that node and no other, statically, in the QDQ
+    format with unsigned 8-bit activations and signed 8-bit weights, one scale per tensor,
+    calibrated on every batch of ``reader`` (which has a ``rewind``); run the result and the
+    FP32 model on ``inputs`` (float32 ``(N, 3, 64, 64)``, fed under the model's own input name).
+    The node's sensitivity is the mean absolute difference between the two models' logits.
+    Return ``{node name: sensitivity}``.
     """
-    # Hint: onnxruntime.quantization has quant_pre_process and quantize_static.
+    # Hint: pre-process first (quant_pre_process); quantize_static's nodes_to_quantize names the
+    # Hint: only nodes it may quantize.
+    raise NotImplementedError(
+        "Exercise 5.2 is not implemented yet: write it in exercises/ch05_quantization.py")
+
+
+def quantize_for_the_border(fp32_path: str | Path, out_path: str | Path,
+                            reader: CalibrationDataReader, inputs: np.ndarray,
+                            keep_fp32: int = 1) -> list[str]:
+    """Exercise 5.2: a static INT8 copy that leaves the most sensitive layers in FP32.
+
+    Call ``layer_sensitivity(fp32_path, reader, inputs)`` (the grader may stand its own
+    measurements in for it), then write to ``out_path`` a statically quantized copy of the model
+    at ``fp32_path`` in which the ``keep_fp32`` most sensitive nodes stay in float and every
+    other weighted node is quantized, with the same settings and calibration as in
+    ``layer_sensitivity``. The file must weigh at most 35% of the FP32 file and keep its
+    accuracy within 1 point. Return the names of the nodes kept in FP32, most sensitive first.
+    Raise ``FileNotFoundError`` naming ``fp32_path`` when it does not exist.
+    """
+    # Hint: quantize_static's nodes_to_exclude names the nodes it must leave in float.
     # Hint: the exporter stores a stack trace in every node's metadata_props; the border does not
     # Hint: need them, and in a small model they weigh more than you would think.
     raise NotImplementedError(
