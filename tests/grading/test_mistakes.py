@@ -61,7 +61,7 @@ def grade(submission: Path, mistake: Mistake, out: Path) -> tuple[list[dict], fl
 
 
 @pytest.mark.usefixtures("bwrap_installed")
-@pytest.mark.parametrize("mistake", MISTAKES, ids=[m.name for m in MISTAKES])
+@pytest.mark.parametrize("mistake", MISTAKES, ids=[f"{m.name}-{m.exercise}" for m in MISTAKES])
 def test_the_mistake_is_caught_quickly_with_a_reason(mistake: Mistake, tmp_path):
     tests, seconds = grade(make_wrong(mistake, tmp_path), mistake, tmp_path / "results.json")
     assert tests, f"no test grades Exercise {mistake.exercise}"
@@ -87,5 +87,6 @@ def test_every_mistake_is_documented_where_students_and_instructors_read_tests()
 
 
 def test_mistake_names_are_unique():
-    names = [mistake.name for mistake in MISTAKES]
+    """Unique within an exercise: ``copies-the-library`` is a mistake of several exercises."""
+    names = [(mistake.exercise, mistake.name) for mistake in MISTAKES]
     assert len(names) == len(set(names))
