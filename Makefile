@@ -9,7 +9,7 @@ CHAPTERS := $(wildcard book/*.md)
 RECORD := $(if $(wildcard tools/nbval_record.py),-p tools.nbval_record --record-outputs)
 
 .PHONY: help env book test lint unit grade stubs mistakes student-check sync notebooks book-cache browser \
-	notebooks-sync weights-cache exercises weights screenshots serve bench lock clean web-demo
+	notebooks-sync weights-cache model-file images exercises weights screenshots serve bench lock clean web-demo
 
 help:
 	@echo "make book       build the HTML book into _build/html (needs npm for the in-browser demo)"
@@ -47,7 +47,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 web-demo: $(STAMP) web/node_modules/.package-lock.json
 	$(BIN)/python web/build_demo.py
 
-test: lint weights-cache unit grade stubs mistakes student-check sync notebooks book-cache book browser
+test: lint weights-cache unit images grade stubs mistakes student-check sync notebooks book-cache book browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -56,7 +56,7 @@ lint: $(STAMP)
 # The project's own tests, in UNIT_WORKERS processes (pytest-xdist): most of them wait on servers
 # and subprocesses, so two processes finish sooner even on two cores.
 UNIT_WORKERS ?= 2
-unit: $(STAMP) weights-cache
+unit: $(STAMP) weights-cache model-file
 	$(BIN)/python -m pytest tests --ignore=tests/browser --ignore=tests/grading/test_mistakes.py \
 		-n $(UNIT_WORKERS)
 
@@ -120,6 +120,22 @@ bench: $(STAMP) weights-cache
 # parallel callers train it once.
 weights-cache: $(STAMP)
 	$(BIN)/python -m vampire_detector.train --arch resnet18 --if-missing
+
+# The model file the images are built from: exported once from the committed weights, outside
+# any image (so that no image needs PyTorch), and named by its SHA-256 in the image tags.
+MODEL_FILE := models/vampirenet.onnx
+model-file: $(MODEL_FILE)
+$(MODEL_FILE): $(STAMP) vampire_detector/weights/vampirenet.pt vampire_detector/onnx_export.py \
+		vampire_detector/model.py
+	@mkdir -p $(dir $@)
+	$(BIN)/python -c "from vampire_detector.onnx_export import export_trained; \
+		export_trained('vampirenet', '$@')"
+	sha256sum $@ > $@.sha256
+
+# The serving and Lambda images, built for real (Docker, or buildah where there is no engine)
+# from the exported model file, then started and probed: see tools/build_images.py.
+images: $(STAMP) model-file
+	$(BIN)/python tools/build_images.py --json _build/images.json
 
 weights: $(STAMP)
 	$(BIN)/python -m vampire_detector.train

@@ -107,7 +107,7 @@ def sandbox(request: pytest.FixtureRequest):
 
 @pytest.fixture(scope="session")
 def submission(request: pytest.FixtureRequest, sandbox: Sandbox) -> Callable[[str], object]:
-    """``submission("ch13_capstone")``: that module of the graded code, run in the sandbox.
+    """``submission("ch15_capstone")``: that module of the graded code, run in the sandbox.
 
     Its functions take and return plain data (numbers, strings, lists, dicts, numpy arrays);
     other objects it returns stay in the sandbox and are asked about attribute by attribute.

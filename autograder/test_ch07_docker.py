@@ -3,17 +3,38 @@
 Nothing here needs a Docker engine: the Dockerfile is checked with hadolint and with the
 policies a reviewer would apply, and the .dockerignore by computing the build context it
 leaves, with Docker's matching rules (the last matching line wins, "!" lets a path back in, a
-pattern that matches a folder matches everything in it).
+pattern that matches a folder matches everything in it), in the gatehouse's repository: its
+layout is the one the exercise describes, plus folders invented for each run.
+
+Wrong answers these tests catch, each with feedback that names the problem:
+
+- 7.1 ``healthcheck-with-curl``: a HEALTHCHECK that runs curl, which the slim image lacks.
+- 7.1 ``copies-the-whole-context``: ``COPY . /srv/`` puts the whole build context in the image.
+- 7.1 ``runs-as-root``: no USER line, so the service runs as root.
+- 7.1 ``unpinned-base``: a base image by a moving tag (``python:3.11-slim``).
+- 7.1 ``shell-form-cmd``: CMD in the shell form, so uvicorn never hears SIGTERM.
+- 7.1 ``threads-not-matching-cpus``: eight threads in a container promised two CPUs.
+- 7.2 ``copies-the-library``: the course repository's own .dockerignore pasted in; it fits
+  the course's layout, not the gatehouse's, and leaves out everything the build reads.
+- 7.2 ``denylist``: a list of what to leave out, so a folder nobody listed slips in.
+- 7.2 ``whole-models-folder``: ``!models/`` lets the training checkpoints back in.
+- 7.2 ``secret-shut-out-too-early``: the secrets line above ``!gatehouse/``, which lets it
+  back in (the last match wins).
+- 7.2 ``bytecode-only-at-the-top``: ``__pycache__`` without ``**/`` matches the top folder only.
+- 7.2 ``forgets-the-mounted-files``: only the COPY sources let back in, not the files that
+  ``RUN --mount=type=bind`` reads.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
+import shlex
 from pathlib import Path
 
 import pytest
 
-from vampire_detector.shipping.build_context import build_context, ignore_rules, is_ignored
+from vampire_detector.shipping.build_context import build_context
 from vampire_detector.shipping.dockerfile import (
     Instruction,
     context_sources,
@@ -29,9 +50,9 @@ from vampire_detector.shipping.dockerfile import (
 ROOT = Path(__file__).resolve().parent.parent
 FACTORY = "vampire_detector.service.app:create_app"
 ROOT_USERS = {"root", "0", "root:root", "0:0"}
-
-
-# The build context, as .dockerignore shapes it -----------------------------------------------
+# Programs a health check might call that python:3.11.14-slim-bookworm does not have.
+NOT_IN_SLIM = {"curl", "wget", "nc", "netcat", "http"}
+PINNED_TAG = re.compile(r"\d+\.\d+\.\d+")  # a whole release, 3.11.14, not a moving 3.11
 
 
 # Exercise 7.1 ------------------------------------------------------------------------------
@@ -107,6 +128,28 @@ def test_healthcheck_asks_the_liveness_endpoint(runtime):
     assert re.search(r":8080/health\b", check), \
         "the check should request the liveness path of the service, on the port it listens on"
     assert "--timeout" in check, "give the check a timeout, or a hung service hangs the check"
+    installed = " ".join(i.args for i in runtime if i.keyword == "RUN")
+    for program in programs(check[re.search(r"\bCMD\b", check).end():]):
+        assert program not in NOT_IN_SLIM or re.search(rf"install\b[^&;|]*\b{program}\b",
+                                                       installed), (
+            f"the HEALTHCHECK runs {program}, which the slim base image does not have: every "
+            "check would fail and the container would be marked unhealthy")
+
+
+def programs(command: str) -> list[str]:
+    """The programs a HEALTHCHECK's command runs: the exec form's first word, or each
+    command's first word in the shell form (after &&, ||, ; and |)."""
+    words = exec_form(command.strip())
+    if words is not None:
+        return [Path(words[0]).name] if words else []
+    found, start = [], True
+    for word in shlex.split(command, posix=True):
+        if word in {"&&", "||", ";", "|"}:
+            start = True
+        elif start:
+            found.append(Path(word).name)
+            start = False
+    return found
 
 
 @pytest.mark.exercise("7.1")
@@ -131,46 +174,118 @@ def test_settings_and_threads_come_from_the_environment(runtime):
 @pytest.mark.exercise("7.1")
 @pytest.mark.points(1)
 def test_every_copy_source_is_in_the_build_context(dockerfile):
-    """7.1 Everything the Dockerfile copies from the build context exists in the repository"""
-    missing = [s for s in context_sources(instructions(dockerfile)) if not (ROOT / s).exists()]
+    """7.1 The image copies what it needs from the build context, which exists, and no more"""
+    sources = context_sources(instructions(dockerfile))
+    whole = [s for s in sources if s.rstrip("/") in {".", "*", ""} or s.startswith("./*")]
+    assert not whole, ("a COPY takes the whole build context into the image (with every file a "
+                       "new folder brings): copy the files the image needs, one by one")
+    missing = [s for s in sources if not (ROOT / s).exists()]
     assert not missing, f"COPY sources missing from the repository root: {missing}"
 
 
+@pytest.mark.exercise("7.1")
+@pytest.mark.points(1)
+def test_base_image_is_pinned(dockerfile):
+    """7.1 The serving stage starts from a base image pinned to a release or a digest"""
+    found = instructions(dockerfile)
+    image = final_stage(found)[0].args.split()[0]
+    for name, default in (i.args.split("=", 1) for i in found
+                          if i.keyword == "ARG" and "=" in i.args):
+        image = image.replace(f"${{{name.strip()}}}", default.strip()).replace(
+            f"${name.strip()}", default.strip())
+    tag = image.rpartition(":")[2] if ":" in image.split("/")[-1] else ""
+    assert "@sha256:" in image or PINNED_TAG.search(tag), (
+        f"the serving stage starts from {image}, a tag that moves: pin the base image to a "
+        "whole release (or a digest), or the image changes without a line of it changing")
+
+
 # Exercise 7.2 ------------------------------------------------------------------------------
+# The gatehouse's repository, as the exercise describes it. Dockerfile and .dockerignore are
+# sent whatever the file says (the builder needs them) and never copied, so they are not judged.
+
+READ_BY_THE_BUILD = {
+    "requirements.lock",
+    "wheels/vampire_detector-1.0.0-py3-none-any.whl",
+    "wheels/onnxruntime-1.23.2-cp311-cp311-manylinux_2_27_x86_64.whl",
+    "wheels/numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl",
+    "gatehouse/__init__.py", "gatehouse/app.py", "gatehouse/ledger.py",
+    "gatehouse/routes/__init__.py", "gatehouse/routes/verdicts.py",
+    "gatehouse/templates/verdict.html", "gatehouse/config/gate.toml",
+    "models/vampirenet.onnx",
+}
+SECRETS = {".env", "gatehouse/config/secrets.toml"}
+DATA = {"models/checkpoints/epoch-040.pt", "models/checkpoints/epoch-041.pt",
+        "portraits/2026-10-31/coach-0001.png", "portraits/2026-11-01/coach-0002.png"}
+REGENERATED = {"gatehouse/__pycache__/app.cpython-311.pyc",
+               "gatehouse/routes/__pycache__/verdicts.cpython-311.pyc",
+               "gatehouse/ledger.pyc"}
+UNNEEDED = {"README.md", "docker-compose.yml", ".git/HEAD", ".git/objects/ab/cdef",
+            ".venv/bin/python", ".venv/lib/python3.11/site-packages/torch/__init__.py",
+            "tests/test_app.py", "notebooks/thresholds.ipynb",
+            "notebooks/.ipynb_checkpoints/thresholds-checkpoint.ipynb"}
+ALWAYS_SENT = {"Dockerfile", ".dockerignore"}
+
 
 @pytest.fixture(scope="module")
 def dockerignore(graded_file) -> str:
-    return graded_file("ch07_docker/.dockerignore").read_text()
+    return graded_file("ch07_docker/gatehouse/.dockerignore").read_text()
+
+
+@pytest.fixture(scope="module")
+def gatehouse(dockerignore, tmp_path_factory) -> tuple[set[str], set[str], set[str]]:
+    """The context the .dockerignore leaves of the gatehouse, with folders invented this run.
+
+    Returns the context, the invented files the build reads (a new module of the package)
+    and the invented files it does not (a new folder at the top, a new one among the models).
+    """
+    root = tmp_path_factory.mktemp("gatehouse")
+    word = secrets.token_hex(3)
+    new_code = {f"gatehouse/night_{word}.py"}
+    new_elsewhere = {f"crypt-{word}/ledger.csv", f"crypt-{word}/portraits/0001.png",
+                     f"models/draft-{word}/vampirenet-int8.onnx", f"dump-{word}.sql"}
+    everything = (READ_BY_THE_BUILD | SECRETS | DATA | REGENERATED | UNNEEDED | ALWAYS_SENT
+                  | new_code | new_elsewhere)
+    for name in everything:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    (root / ".dockerignore").write_text(dockerignore)
+    return set(build_context(root, dockerignore)) - ALWAYS_SENT, new_code, new_elsewhere
 
 
 @pytest.mark.exercise("7.2")
 @pytest.mark.points(2)
-def test_context_keeps_everything_the_image_copies(dockerignore):
-    """7.2 With your .dockerignore, the context still holds every file the images copy"""
-    rules = ignore_rules(dockerignore)
-    files = []
-    for source in context_sources(instructions(ROOT / "deploy" / "docker" / "Dockerfile")):
-        path = ROOT / source
-        files += [path] if path.is_file() else [
-            p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    lost = [f.relative_to(ROOT).as_posix() for f in files
-            if is_ignored(f.relative_to(ROOT).as_posix(), rules)]
-    assert not lost, f"the build context would lack {lost[:5]}"
+def test_context_keeps_what_the_build_reads(gatehouse):
+    """7.2 The gatehouse's context holds every file its build copies or mounts"""
+    context, new_code, _ = gatehouse
+    lost = sorted((READ_BY_THE_BUILD | new_code) - context)
+    assert not lost, (f"the build context would lack {lost[:6]}: the build reads them (COPY, "
+                      "or RUN --mount=type=bind), and the build would fail")
 
 
 @pytest.mark.exercise("7.2")
 @pytest.mark.points(2)
-def test_context_leaves_out_everything_else(dockerignore, tmp_path):
-    """7.2 Environments, caches, git, the book, secrets and new folders stay out of the context"""
-    wanted = {"vampire_detector/model.py", "vampire_detector/weights/vampirenet.pt",
-              "deploy/requirements-serve.txt"}
-    unwanted = {".venv/lib/python3.11/site-packages/torch/__init__.py", ".git/HEAD",
-                "_build/html/index.html", "vampire_detector/__pycache__/model.cpython-311.pyc",
-                "book/07_docker.md", "deploy/k8s/base/deployment.yaml", ".env",
-                "crypt-of-portraits/night-0001.npz", "notes/renfield.txt"}
-    for name in wanted | unwanted:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text("x")
-    context = set(build_context(tmp_path, dockerignore))
-    assert wanted <= context, f"the build context lacks {sorted(wanted - context)}"
-    assert not context - wanted, f"the build context would also hold {sorted(context - wanted)}"
+def test_context_keeps_secrets_and_data_out(gatehouse):
+    """7.2 No secret and no data reach the gatehouse's context, not even beside copied files"""
+    context, _, _ = gatehouse
+    leaked = sorted(SECRETS & context)
+    assert not leaked, (f"the build context would hold secrets: {leaked}; a COPY of their "
+                        "folder would put them in every layer of the image")
+    heavy = sorted(DATA & context)
+    assert not heavy, (f"the build context would hold data the image never uses: {heavy[:4]}; "
+                       "gigabytes of it, sent to the builder at every build")
+
+
+@pytest.mark.exercise("7.2")
+@pytest.mark.points(1)
+def test_context_leaves_out_what_no_line_names(gatehouse):
+    """7.2 Bytecode, tooling and folders nobody has listed stay out of the gatehouse's context"""
+    context, new_code, new_elsewhere = gatehouse
+    bytecode = sorted(REGENERATED & context)
+    assert not bytecode, (f"the build context would hold files Python regenerates: "
+                          f"{bytecode}; remember that a pattern without **/ matches at the top")
+    slipped = sorted(new_elsewhere & context)
+    assert not slipped, (f"files that did not exist when you wrote the file slip into the build "
+                         f"context: {slipped[:4]}; a new folder must stay out without anyone "
+                         "editing the file: make it an allowlist")
+    extra = sorted(context - READ_BY_THE_BUILD - new_code)
+    assert not extra, f"the build context would also hold {extra[:6]}, which the build never reads"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 AUTOGRADER = Path(__file__).resolve().parent.parent / "autograder"
-PLUGIN_FILES = ("conftest.py", "sandbox.py", "sandbox_child.py", "results.py")
+PLUGIN_FILES = ("conftest.py", "sandbox.py", "sandbox_child.py", "results.py", "library_answers.py")
 
 SOLUTION = """
 import time, warnings

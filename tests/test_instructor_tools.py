@@ -84,15 +84,15 @@ def test_grading_a_folder_of_submissions(tmp_path):
     submissions = tmp_path / "submissions"
     shutil.copytree(ROOT / "solutions", submissions / "mina" / "exercises")
     (submissions / "jonathan").mkdir(parents=True)
-    shutil.copy(ROOT / "exercises" / "ch13_capstone.py", submissions / "jonathan")
+    shutil.copy(ROOT / "exercises" / "ch15_capstone.py", submissions / "jonathan")
     out = tmp_path / "grades"
-    week = ["--chapters", "10", "13"]
+    week = ["--chapters", "10", "15"]
     assert grade_submissions.main([str(submissions), "--out", str(out), *week]) == 0
     rows = {row["student"]: row for row in csv.DictReader((out / "grades.csv").open())}
     assert float(rows["mina"]["total"]) == float(rows["mina"]["out of"]) > 0
     assert float(rows["jonathan"]["total"]) == 0
     graded = json.loads((out / "mina" / "results.json").read_text())["tests"]
-    assert {test["name"].split(" — ")[0] for test in graded} == {"Chapter 10", "Chapter 13"}
+    assert {test["name"].split(" — ")[0] for test in graded} == {"Chapter 10", "Chapter 15"}
 
 
 def test_a_hand_in_is_its_exercises_folder_or_its_contents(tmp_path):

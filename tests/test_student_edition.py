@@ -49,7 +49,7 @@ def test_readme_is_the_students_own(release):
     assert f"git clone https://github.com/{STUDENTS}.git && cd night-school" in readme
     assert check_student_edition.readme_commands(readme) == [
         "make env", "make grade CHAPTER=1", "make grade", "make book"]
-    assert "`exercises/ch07_docker/.dockerignore` (a dot-file" in readme
+    assert "`exercises/ch07_docker/gatehouse/.dockerignore` (a dot-file" in readme
     for instructors_only in ("solutions/", "tools/", "tests/", "--impl", "make test", "@"):
         assert instructors_only not in readme, f"the student README mentions {instructors_only}"
     assert f"stopped after\n{DEFAULT_TIMEOUT_S} seconds" in readme

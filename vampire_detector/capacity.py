@@ -1,6 +1,6 @@
 """The capacity plan on paper: how many replicas a load needs, and what it costs a month.
 
-Introduced in Chapter 13.
+Introduced in Chapter 15.
 
 Pure arithmetic over measured inputs, so that every number in the plan can be traced to a
 formula and a measurement. Prices are *list prices at a date*, for the reader to check against

@@ -1,6 +1,6 @@
 """How much arithmetic the model needs, and a paper estimate of how much the processor can do.
 
-Introduced in Chapter 13.
+Introduced in Chapter 15.
 
 Throughput alone does not say whether a service is good: 300 portraits per second may be
 excellent on one core and poor on sixty-four. Dividing the arithmetic done per second by the

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import time
 
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 
+SLOW_S = 0.35  # how long /slow takes: over the gate's 300 ms promise
+
 
 def gate_app() -> FastAPI:
-    """A small gate: one templated route that can refuse, and one plain route."""
+    """A small gate: a templated route that can refuse, a plain one, a slow one, a broken one."""
     app = FastAPI()
 
     @app.get("/travellers/{name}")
@@ -23,6 +26,15 @@ def gate_app() -> FastAPI:
     def inspect() -> dict[str, bool]:
         return {"vampire": False}
 
+    @app.get("/slow")
+    def slow() -> dict[str, bool]:
+        time.sleep(SLOW_S)
+        return {"vampire": False}
+
+    @app.get("/crypt")
+    def crypt() -> dict[str, str]:
+        raise RuntimeError("the coffin lid is stuck")
+
     return app
 
 
@@ -32,7 +44,7 @@ def scrape(requests: list[tuple[str, str]]) -> str:
     ch10 = importlib.import_module("ch10_monitoring")
     app, registry = gate_app(), CollectorRegistry()
     ch10.instrument(app, registry)
-    with TestClient(app) as client:
+    with TestClient(app, raise_server_exceptions=False) as client:
         for method, path in requests:
             client.request(method, path)
     return generate_latest(registry).decode()

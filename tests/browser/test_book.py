@@ -73,7 +73,7 @@ def test_chapter_one_shows_accuracy_and_timing_tables(browser, site):
 FIGURES = {
     "book/01_detector": ["Figure 1.1", "Figure 1.2"],
     "book/02_tracing": ["Figure 2.1"],
-    "book/03_export": ["Figure 3.1"],
+    "book/03_export": ["Figure 3.1", "Figure 3.2"],
     "book/04_onnx": ["Figure 4.1"],
     "book/05_quantization": ["Figure 5.1"],
     "book/06_service": ["Figure 6.1", "Figure 6.2"],
@@ -81,7 +81,8 @@ FIGURES = {
     "book/08_lambda": ["Figure 8.1"],
     "book/09_kubernetes": ["Figure 9.1"],
     "book/10_monitoring": ["Figure 10.1"],
-    "book/13_capstone": ["Figure 13.1", "Figure 13.2", "Figure 13.3"],
+    "book/12_security": ["Figure 12.1", "Figure 12.2", "Figure 12.3"],
+    "book/15_capstone": ["Figure 15.1", "Figure 15.2", "Figure 15.3"],
 }
 
 

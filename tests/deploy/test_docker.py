@@ -26,8 +26,13 @@ DOCKERFILES = [ROOT / "deploy/docker/Dockerfile", ROOT / "deploy/docker/Dockerfi
 SERVING = DOCKERFILES[:2]  # the two images that run uvicorn themselves
 
 
+MODEL_FILE = "models/vampirenet.onnx"  # the images' input, made by `make model-file`
+
+
 @pytest.fixture(scope="module")
 def context() -> list[str]:
+    if not (ROOT / MODEL_FILE).is_file():
+        pytest.fail(f"{MODEL_FILE} is missing: run `make model-file` first", pytrace=False)
     return build_context(ROOT, (ROOT / ".dockerignore").read_text())
 
 
@@ -72,16 +77,19 @@ def test_every_copy_source_is_in_the_context(dockerfile, context):
 
 
 def test_context_is_small_and_clean(context):
-    """The context holds the library and the serving pins: no venv, git, book, bytecode."""
+    """The context holds the library, the serving pins and the model file: no venv, git, book,
+    bytecode, and not the model file's neighbours."""
     assert all(f.startswith(("vampire_detector/", "deploy/requirements-serve.txt"))
-               for f in context), [f for f in context if not f.startswith("vampire_detector/")]
+               or f == MODEL_FILE for f in context), [
+        f for f in context if not f.startswith("vampire_detector/")]
     assert not [f for f in context if "__pycache__" in f or f.endswith(".pyc")]
     assert sum((ROOT / f).stat().st_size for f in context) < 2_000_000
 
 
 @pytest.mark.parametrize("dockerfile", SERVING, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_serving_image_policies(dockerfile):
-    """Non-root, one uvicorn worker on the factory, a /health check on the served port."""
+    """Non-root, one uvicorn worker on the factory, a /health check on the served port, the
+    metrics on a port of their own."""
     stage = final_stage(instructions(dockerfile))
     user = [i.args for i in stage if i.keyword == "USER"][-1]
     assert user.split(":")[0] not in {"root", "0"}
@@ -89,10 +97,12 @@ def test_serving_image_policies(dockerfile):
     assert command[0] == "uvicorn" and FACTORY in command and "--factory" in command
     assert option(command, "--workers") == "1"
     port = option(command, "--port")
-    assert [i.args for i in stage if i.keyword == "EXPOSE"] == [port]
+    env = env_vars(stage)
+    assert [i.args.split() for i in stage if i.keyword == "EXPOSE"] == [
+        [port, env["VAMPIRE_METRICS_PORT"]]]
+    assert env["VAMPIRE_METRICS_PORT"] != port
     check = [i.args for i in stage if i.keyword == "HEALTHCHECK"][-1]
     assert f"127.0.0.1:{port}/health" in check
-    env = env_vars(stage)
     assert env["VAMPIRE_RUNTIME"] == "onnx"
     assert env["VAMPIRE_THREADS"] == env["OMP_NUM_THREADS"]
 
@@ -121,3 +131,16 @@ def test_uvicorn_bounds_what_clients_can_hold(dockerfile):
 def test_no_image_grants_every_gpu_by_default(dockerfile):
     """Which GPUs a container sees is the host's choice (--gpus, the device plugin)."""
     assert "NVIDIA_VISIBLE_DEVICES" not in env_vars(final_stage(instructions(dockerfile)))
+
+
+def test_build_context_reads_patterns_as_docker_does(tmp_path):
+    """Classes of characters, ``**``, the last match winning, ``!`` letting a path back in."""
+    for name in ("app/main.py", "app/main.pyc", "app/sub/mod.pyo", "app/keys.toml", "data/x.npz",
+                 "README.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    ignore = "*\n!app\n**/*.py[cod]\n!app/sub/mod.pyo\napp/keys.*\n"
+    assert build_context(tmp_path, ignore) == ["app/main.py", "app/sub/mod.pyo"]
+    assert build_context(tmp_path, "app/keys.toml\n!app/keys.toml\n") == sorted(
+        ["README.md", "app/keys.toml", "app/main.py", "app/main.pyc", "app/sub/mod.pyo",
+         "data/x.npz"])

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from vampire_detector.paths import course_root
-from vampire_detector.service.app import get_paths
+from vampire_detector.service.app import create_app, get_paths
 from vampire_detector.shipping.dockerfile import exec_form, final_stage, instructions, option
 from vampire_detector.shipping.manifests import (
     Manifest,
@@ -19,6 +19,7 @@ from vampire_detector.shipping.manifests import (
     env,
     find,
     image_is_pinned,
+    memory_bytes,
     pod_spec,
     probe_path,
     runs_as_non_root,
@@ -29,7 +30,13 @@ from vampire_detector.shipping.manifests import (
 ROOT = course_root()
 K8S = ROOT / "deploy" / "k8s"
 BASE, GPU = K8S / "base", K8S / "overlays" / "gpu"
-MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
+GATEWAY, KEDA = K8S / "overlays" / "gateway", K8S / "overlays" / "keda"
+# Kinds from CustomResourceDefinitions (Gateway API, KEDA): kubernetes-validate has no schema
+# for them, so their tests below check what matters about them instead.
+CUSTOM_KINDS = {"HTTPRoute", "ScaledObject"}
+MANIFESTS = sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml"
+                   and not {doc["kind"] for doc in documents(p)} & CUSTOM_KINDS)
+OVERLAYS = sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())
 
 
 def strategic_merge(base: Any, patch: Any) -> Any:
@@ -79,12 +86,12 @@ def test_strict_validation_bites(base):
     assert strict_errors(deployment) is not None
 
 
-@pytest.mark.parametrize("folder", [BASE, GPU], ids=["base", "gpu"])
+@pytest.mark.parametrize("folder", [BASE, *OVERLAYS], ids=lambda p: p.name)
 def test_kustomizations_list_existing_files(folder):
-    """Every resource and patch a kustomization names exists."""
+    """Every resource and patch file a kustomization names exists."""
     kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
     names = kustomization.get("resources", []) + [p["path"] for p in
-                                                   kustomization.get("patches", [])]
+                                                   kustomization.get("patches", []) if "path" in p]
     assert names and all((folder / name).exists() for name in names)
 
 
@@ -171,23 +178,37 @@ def test_pods_run_as_their_own_service_account_without_a_token(base):
     assert not [doc for doc in base if doc["kind"] in {"RoleBinding", "ClusterRoleBinding"}]
 
 
+def admitted(policy: Manifest, container: Manifest) -> dict[str, list[int]]:
+    """Who may connect, by source (its namespace, and pod name if any), to which port numbers."""
+    found = {}
+    for rule in policy["spec"]["ingress"]:
+        ports = [container_port(container, port["port"]) for port in rule["ports"]]
+        for source in rule["from"]:
+            assert "namespaceSelector" in source, "never from anywhere"
+            name = source["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            pod = source.get("podSelector", {}).get("matchLabels", {}).get(
+                "app.kubernetes.io/name")
+            found[f"{name}/{pod}" if pod else name] = ports
+    return found
+
+
 def test_traffic_is_denied_by_default_and_allowed_from_the_gateway_and_prometheus(base):
-    policies = {doc["metadata"]["name"]: doc["spec"] for doc in base
-                if doc["kind"] == "NetworkPolicy"}
-    deny = [spec for spec in policies.values() if spec["podSelector"] == {}]
+    """Deny by default; the gateway reaches the service port only, Prometheus the metrics
+    port only (where the service serves /metrics: VAMPIRE_METRICS_PORT)."""
+    policies = {doc["metadata"]["name"]: doc for doc in base if doc["kind"] == "NetworkPolicy"}
+    deny = [doc["spec"] for doc in policies.values() if doc["spec"]["podSelector"] == {}]
     assert deny and set(deny[0]["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny[0] and "egress" not in deny[0]
     deployment = find(base, "Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
-    (allow,) = [spec for spec in policies.values()
-                if spec["podSelector"].get("matchLabels", {"-": "-"}).items() <= labels.items()]
-    (rule,) = allow["ingress"]
-    sources = rule["from"]
-    assert all("namespaceSelector" in source for source in sources)  # never "from anywhere"
-    assert any(source.get("podSelector", {}).get("matchLabels", {}).get(
-        "app.kubernetes.io/name") == "prometheus" for source in sources)
+    (allow,) = [doc for doc in policies.values() if doc["spec"]["podSelector"].get(
+        "matchLabels", {"-": "-"}).items() <= labels.items()]
     container = the_container(deployment)
-    assert [container_port(container, port["port"]) for port in rule["ports"]] == [8000]
+    metrics_port = int(env(container)["VAMPIRE_METRICS_PORT"])
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == metrics_port
+    assert admitted(allow, container) == {"ingress-nginx": [8000],
+                                          "monitoring/prometheus": [metrics_port]}
 
 
 def test_keys_come_from_a_secret_and_the_service_can_read_them(base):
@@ -226,3 +247,91 @@ def test_the_manifest_runs_the_images_command_with_the_same_limits(base):
     stage = final_stage(instructions(ROOT / "deploy/docker/Dockerfile"))
     image_command = exec_form([i.args for i in stage if i.keyword == "CMD"][-1])
     assert the_container(find(base, "Deployment"))["args"] == image_command
+
+
+def test_replicas_are_spread_over_nodes(base):
+    """Losing a node is not an outage: a hard spread over hostnames, counting the Deployment's
+    own pods (its selector), so both replicas never share a node when two nodes exist."""
+    deployment = find(base, "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (spread,) = pod_spec(deployment)["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "DoNotSchedule" and spread["maxSkew"] == 1
+    assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+    assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def overlay(folder) -> tuple[dict, list[Manifest]]:
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    own = [doc for name in kustomization["resources"] if not name.startswith("..")
+           for doc in documents(folder / name)]
+    return kustomization, own
+
+
+def test_the_gateway_route_exposes_only_the_predictions(base):
+    """The HTTPRoute sends the border's host to the Service's port, for the prediction routes
+    the app really has, and nothing else: probes and /metrics stay inside the cluster. The
+    network policy then admits the gateway's namespace instead of ingress-nginx's."""
+    kustomization, own = overlay(GATEWAY)
+    route = find(own, "HTTPRoute")
+    assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert route["metadata"]["namespace"] == yaml.safe_load(
+        (BASE / "kustomization.yaml").read_text())["namespace"]
+    (rule,) = route["spec"]["rules"]
+    paths = {match["path"]["value"] for match in rule["matches"]}
+    posted = {served.path for served in create_app().routes
+              if "POST" in getattr(served, "methods", ())}
+    assert paths == posted == {"/predict", "/predict/batch"}
+    assert all(match["path"]["type"] == "Exact" for match in rule["matches"])
+    service = find(base, "Service")
+    (backend,) = rule["backendRefs"]
+    assert (backend["name"], backend["port"]) == (service["metadata"]["name"],
+                                                  service["spec"]["ports"][0]["port"])
+    (parent,) = route["spec"]["parentRefs"]
+    patch = documents(GATEWAY / kustomization["patches"][0]["path"])[0]
+    policy = strategic_merge(find(base, "NetworkPolicy", "vampire-detector"), patch)
+    assert strict_errors(policy) is None
+    sources = admitted(policy, the_container(find(base, "Deployment")))
+    assert sources == {parent["namespace"]: [8000], "monitoring/prometheus": [9100]}
+
+
+def test_keda_replaces_the_cpu_autoscaler_with_a_query_prometheus_accepts(base, tmp_path):
+    """KEDA's ScaledObject drives the Deployment on the predictions' request rate, within the
+    base HPA's bounds; the base HPA is deleted (two autoscalers would fight); and promtool parses
+    the query, on metric and label names the service really exports."""
+    import shutil
+    import subprocess
+
+    from tests.programs import require
+    from vampire_detector.harness.prometheus import INSTALL_HINT
+    from vampire_detector.service.metrics import HTTP_LABELS
+
+    kustomization, own = overlay(KEDA)
+    (deleted,) = [yaml.safe_load(p["patch"]) for p in kustomization["patches"]]
+    hpa = find(base, "HorizontalPodAutoscaler")
+    assert deleted["$patch"] == "delete"
+    assert (deleted["kind"], deleted["metadata"]["name"]) == ("HorizontalPodAutoscaler",
+                                                             hpa["metadata"]["name"])
+    scaled = find(own, "ScaledObject")["spec"]
+    assert scaled["scaleTargetRef"]["name"] == find(base, "Deployment")["metadata"]["name"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (
+        hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"])
+    (trigger,) = scaled["triggers"]
+    query = trigger["metadata"]["query"]
+    assert trigger["type"] == "prometheus" and float(trigger["metadata"]["threshold"]) > 0
+    assert "vampire_http_requests_total" in query and "route" in HTTP_LABELS
+    rules = tmp_path / "query.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "keda", "rules": [
+        {"record": "keda:query", "expr": query}]}]}))
+    promtool = require(shutil.which("promtool"), INSTALL_HINT)
+    checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+def test_memory_quantities_in_bytes():
+    """Binary and decimal suffixes, plain numbers and none at all."""
+    assert memory_bytes("768Mi") == 768 * 2**20
+    assert memory_bytes("1.5Gi") == 1.5 * 2**30
+    assert memory_bytes("1G") == 10**9
+    assert memory_bytes(129e6) == 129e6
+    assert memory_bytes("2048") == 2048
+    assert memory_bytes(None) is None

@@ -1,6 +1,6 @@
 """Attacks on the results and on a class run, graded end to end by tools/grade_submissions.py.
 
-Each fake submission is the reference answer to Chapter 13 (graded sealed) with an attack
+Each fake submission is the reference answer to Chapter 15 (graded sealed) with an attack
 added, so a blocked attack leaves exactly the honest score: no more, and no less than the
 attack's own failures.
 """
@@ -17,19 +17,19 @@ import pytest
 from tools import grade_submissions
 
 ROOT = Path(__file__).resolve().parents[2]
-HONEST = (ROOT / "solutions" / "ch13_capstone.py").read_text()
-FULL_MARKS = 15.0  # Chapter 13's points
+HONEST = (ROOT / "solutions" / "ch15_capstone.py").read_text()
+FULL_MARKS = 15.0  # Chapter 15's points
 
 
 def student(folder: Path, name: str, attack: str = "", code: str = HONEST) -> Path:
     path = folder / name
     path.mkdir(parents=True)
-    (path / "ch13_capstone.py").write_text(code + "\n" + textwrap.dedent(attack))
+    (path / "ch15_capstone.py").write_text(code + "\n" + textwrap.dedent(attack))
     return path
 
 
 def grade(submissions: Path, out: Path, *extra: str) -> dict[str, dict]:
-    assert grade_submissions.main([str(submissions), "--out", str(out), "--chapters", "13",
+    assert grade_submissions.main([str(submissions), "--out", str(out), "--chapters", "15",
                                    *extra]) == 0
     return {row["student"]: row for row in csv.DictReader((out / "grades.csv").open())}
 
@@ -78,7 +78,7 @@ def test_attacks_on_the_results_change_nothing(tmp_path):
     assert float(rows["mina"]["total"]) == FULL_MARKS
     assert float(rows["renfield"]["total"]) == FULL_MARKS
     assert float(rows["lucy"]["total"]) == 0
-    assert float(rows["arthur"]["total"]) < FULL_MARKS - 5, "13.1 must fail for arthur"
+    assert float(rows["arthur"]["total"]) < FULL_MARKS - 5, "15.1 must fail for arthur"
     for name in ("mina", "renfield", "lucy"):
         results = json.loads((out / name / "results.json").read_text())
         assert results["score"] <= FULL_MARKS and len(results["tests"]) == 10
@@ -110,8 +110,8 @@ def test_a_garbage_results_file_scores_zero_and_the_run_goes_on(tmp_path, monkey
         return finished
 
     monkeypatch.setattr(grade_submissions, "run_pytest", run_and_garble)
-    rows = grade(submissions, out, "--exercise", "13.2")
-    assert float(rows["van-helsing"]["total"]) == 8  # 13.2 is worth 8 points
+    rows = grade(submissions, out, "--exercise", "15.2")
+    assert float(rows["van-helsing"]["total"]) == 8  # 15.2 is worth 8 points
     for name in garbage:
         assert float(rows[name]["total"]) == 0, name
         assert rows[name]["note"], f"{name} scored 0 without a reason"
@@ -124,7 +124,7 @@ def test_a_class_of_thirty_with_a_crash_and_a_hang_gets_every_grade(tmp_path):
         student(submissions, f"student-{number:02d}")
     student(submissions, "zz-crash", "import ctypes\nctypes.string_at(0)\n")
     student(submissions, "zz-hang", "while True:\n    pass\n")
-    rows = grade(submissions, out, "--time-limit", "20", "--exercise", "13.2")
+    rows = grade(submissions, out, "--time-limit", "20", "--exercise", "15.2")
     assert len(rows) == 30
     assert all(float(rows[f"student-{n:02d}"]["total"]) == 8 for n in range(28))
     assert float(rows["zz-crash"]["total"]) == 0

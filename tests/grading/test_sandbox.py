@@ -18,7 +18,7 @@ import pytest
 from autograder.sandbox import Limits, Sandbox, SandboxError, process_limit
 
 ROOT = Path(__file__).resolve().parents[2]
-SOLUTION = ROOT / "solutions" / "ch13_capstone.py"
+SOLUTION = ROOT / "solutions" / "ch15_capstone.py"
 HIDDEN = ROOT / "autograder" / "hidden" / "ch10_errors_test.yml"
 ORPHAN = "1234.5"  # a sleep nobody else runs, so that its processes can be found in /proc
 
@@ -27,7 +27,7 @@ ATTACKS = textwrap.dedent(f"""
     import numpy
 
     def import_solutions():
-        from solutions.ch13_capstone import summarise
+        from solutions.ch15_capstone import summarise
         return "imported"
 
     def read(path):
@@ -147,7 +147,7 @@ def test_the_reference_answers_cannot_be_imported(sealed):
 
 
 @needs_bwrap
-@pytest.mark.parametrize("path", [SOLUTION, HIDDEN, "../solutions/ch13_capstone.py"])
+@pytest.mark.parametrize("path", [SOLUTION, HIDDEN, "../solutions/ch15_capstone.py"])
 def test_the_answers_and_withheld_cases_cannot_be_read(sealed, path):
     """Defence: bubblewrap mounts neither the repository nor the withheld cases."""
     with pytest.raises(OSError):
@@ -181,7 +181,7 @@ def test_the_environment_names_no_folder_of_the_grader(sealed):
 @needs_bwrap
 def test_the_autograder_cannot_be_rewritten(sealed):
     """Defence: the autograder is not mounted; the submission is a read-only copy."""
-    target = ROOT / "autograder" / "test_ch13_capstone.py"
+    target = ROOT / "autograder" / "test_ch15_capstone.py"
     before = target.read_text()
     for path in (target, "attacks.py"):
         with pytest.raises(OSError):

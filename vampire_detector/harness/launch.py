@@ -63,16 +63,32 @@ def running_process(command: Sequence[str], url: str, *, ready_path: str, timeou
             process.wait()
 
 
+def server_command(app: str, port: int, *, factory: bool = False, workers: int = 1,
+                   log_level: str = "warning", server: str = "uvicorn",
+                   threads: int = 1) -> list[str]:
+    """The command line that serves ``app`` on ``port``: uvicorn (ASGI) or gunicorn (WSGI,
+    ``threads`` threads per worker; a factory is called as ``"module:create_app()"``)."""
+    if server == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}",
+                "--workers", str(workers), "--threads", str(threads),
+                "--log-level", log_level, f"{app}()" if factory else app]
+    if server != "uvicorn":
+        raise ValueError(f"unknown server {server!r}: uvicorn or gunicorn")
+    return [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
+            "--log-level", log_level, "--workers", str(workers),
+            *(["--factory"] if factory else [])]
+
+
 @contextlib.contextmanager
 def running_server_process(app: str, *, factory: bool = False,
                            env: Mapping[str, str] | None = None, ready_path: str = "/ready",
                            timeout_s: float = 120.0, log_level: str = "warning",
-                           workers: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
+                           workers: int = 1, server: str = "uvicorn",
+                           threads: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
     """``running_server``, also yielding the process: to read its memory and CPU time."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", app, "--host", HOST, "--port", str(port),
-               "--log-level", log_level, "--workers", str(workers),
-               *(["--factory"] if factory else [])]
+    command = server_command(app, port, factory=factory, workers=workers, log_level=log_level,
+                             server=server, threads=threads)
     url = f"http://{HOST}:{port}"
     with running_process(command, url, ready_path=ready_path, timeout_s=timeout_s,
                          env={**os.environ, **(env or {})}) as process:
@@ -82,9 +98,11 @@ def running_server_process(app: str, *, factory: bool = False,
 @contextlib.contextmanager
 def running_server(app: str, *, factory: bool = False, env: Mapping[str, str] | None = None,
                    ready_path: str = "/ready", timeout_s: float = 120.0,
-                   log_level: str = "warning", workers: int = 1) -> Iterator[str]:
-    """Run ``uvicorn app`` (e.g. ``"pkg.module:create_app"``) and yield its base URL."""
+                   log_level: str = "warning", workers: int = 1, server: str = "uvicorn",
+                   threads: int = 1) -> Iterator[str]:
+    """Serve ``app`` (e.g. ``"pkg.module:create_app"``) with uvicorn, or gunicorn for a WSGI
+    app, and yield its base URL."""
     with running_server_process(app, factory=factory, env=env, ready_path=ready_path,
-                                timeout_s=timeout_s, log_level=log_level,
-                                workers=workers) as (url, _):
+                                timeout_s=timeout_s, log_level=log_level, workers=workers,
+                                server=server, threads=threads) as (url, _):
         yield url

@@ -8,7 +8,7 @@ background work on the machine lands on all of them alike.
 The load may be mixed: a share of bad uploads (``hostile.bad_uploads``), each of which must be
 refused with its 4xx. Every answer is sorted by status class (ok, 4xx, 5xx, transport error),
 so a service that "survives" by answering 500 is caught. Chapter 6's contest (Renfield's naive
-endpoint against the reference service, ``benchmarks/bench_serve.py``) and Chapter 13's performance
+endpoint against the reference service, ``benchmarks/bench_serve.py``) and Chapter 15's performance
 ledger (``benchmarks/bench_ledger.py``) both run on this engine.
 """
 
@@ -230,7 +230,7 @@ async def settle(url: str, uploads: Sequence[Upload], concurrency: int,
 
 @dataclass(frozen=True)
 class Server:
-    """One server configuration under test: a uvicorn app, its environment, its workers."""
+    """One server configuration under test: an app, its environment, its server and workers."""
 
     name: str
     env: Mapping[str, str] = field(default_factory=dict)
@@ -238,12 +238,22 @@ class Server:
     factory: bool = True
     workers: int = 1
     ready_path: str = "/ready"
+    server: str = "uvicorn"  # or "gunicorn", for a WSGI app
+    threads: int = 1  # gunicorn's threads per worker
 
 
 def naive_server(name: str = "naive: eager, one image per call, on the event loop") -> Server:
     """Renfield's endpoint on the production backbone; it has no /ready, only its docs."""
     return Server(name, {"VAMPIRE_ARCH": PRODUCTION_ARCH},
                   app="vampire_detector.harness.naive:create_app", ready_path="/docs")
+
+
+def flask_server(threads: int = 4) -> Server:
+    """The same naive endpoint in Flask, under gunicorn with ``threads`` threads."""
+    return Server(f"naive Flask: the same, gunicorn with {threads} threads",
+                  {"VAMPIRE_ARCH": PRODUCTION_ARCH},
+                  app="vampire_detector.harness.naive_flask:create_app", ready_path="/health",
+                  server="gunicorn", threads=threads)
 
 
 def onnx_server(name: str, model: Path, *, threads: int = 1, max_batch_size: int = 16,
@@ -264,8 +274,8 @@ def reference_model(contest: Contest, folder: Path) -> Path:
 
 
 def contestants(onnx_path: Path, contest: Contest) -> list[Server]:
-    """Chapter 6's two servers: Renfield's endpoint and the reference service."""
-    return [naive_server(),
+    """Chapter 6's servers: Renfield's endpoint in FastAPI and in Flask, and the reference."""
+    return [naive_server(), flask_server(),
             onnx_server(f"reference: ONNX Runtime ({onnx_path.name}) + micro-batching",
                         onnx_path, threads=contest.threads,
                         max_batch_size=contest.max_batch_size, max_wait_ms=contest.max_wait_ms)]
@@ -295,7 +305,8 @@ async def measure_servers(servers: Sequence[Server], contest: Contest,
     with contextlib.ExitStack() as stack:  # all up at once; the idle ones cost nothing
         urls = {server.name: stack.enter_context(running_server(
             server.app, factory=server.factory, env=server.env, workers=server.workers,
-            ready_path=server.ready_path)) for server in servers}
+            ready_path=server.ready_path, server=server.server, threads=server.threads))
+            for server in servers}
         for url in urls.values():  # untimed: workers, connections, caches and batches settle in
             await settle(url, uploads, contest.concurrency)
         for _ in range(contest.rounds):

@@ -1,6 +1,6 @@
 """The service's own account of a run, read from its ``/metrics`` page.
 
-Introduced in Chapter 13.
+Introduced in Chapter 15.
 
 A load generator sees latencies from outside; the service's counters say what happened
 inside: how many requests it answered with which status, how large its batches were, how long

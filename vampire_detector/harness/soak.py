@@ -1,6 +1,6 @@
 """A soak: one server under a long mixed load, watched from outside and from inside.
 
-Introduced in Chapter 13.
+Introduced in Chapter 15.
 
 A benchmark asks "how fast?"; a soak asks "does it stay well?". Thousands of requests, a share
 of them bad, at high concurrency: no request may get a 5xx or be dropped, every bad upload

@@ -46,6 +46,7 @@ from vampire_detector.service.metrics import (
     add_metrics,
     instrument_batches,
 )
+from vampire_detector.service.metrics_port import MetricsPort
 from vampire_detector.service.runtimes import LoadedModel, load_predictor
 from vampire_detector.service.schemas import (
     BatchOut,
@@ -124,9 +125,17 @@ def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
         loading = asyncio.create_task(load_and_warm(service, loader))
         if not background:
             await loading
+        metrics_port = None
+        if settings.metrics_port is not None:
+            metrics_port = MetricsPort(app.state.metrics.exposition, settings.metrics_host,
+                                       settings.metrics_port)
+            metrics_port.start()
+        app.state.metrics_port = metrics_port
         try:
             yield
         finally:
+            if metrics_port is not None:
+                metrics_port.stop()
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loading
@@ -299,7 +308,8 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     install_error_handlers(app)
     add_probe_routes(app)
     add_prediction_routes(app, settings)
-    add_metrics(app)  # last: the outermost middleware also counts what BodyLimit refuses
+    # last: the outermost middleware also counts what BodyLimit refuses
+    add_metrics(app, route=settings.metrics_port is None)
     return app
 
 

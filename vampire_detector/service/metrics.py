@@ -210,18 +210,20 @@ class RequestMetrics:
             self.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
 
 
-def add_metrics(app: FastAPI) -> ServiceMetrics:
-    """Create the app's metrics, expose ``GET /metrics``, count every request.
+def add_metrics(app: FastAPI, route: bool = True) -> ServiceMetrics:
+    """Create the app's metrics, count every request, and expose ``GET /metrics`` on the app
+    itself when ``route`` (without it, ``metrics_port.MetricsPort`` serves them elsewhere).
 
     Call after the other middleware, so that the outermost layer also counts what they refuse.
     """
     metrics = app.state.metrics = ServiceMetrics()
 
-    @app.get("/metrics", include_in_schema=False)
-    async def scrape() -> Response:
-        # Rendering many series (or reading many workers' files) takes a while: off the loop.
-        text = await anyio.to_thread.run_sync(metrics.exposition)
-        return Response(text, media_type=CONTENT_TYPE_LATEST)
+    if route:
+        @app.get("/metrics", include_in_schema=False)
+        async def scrape() -> Response:
+            # Rendering many series (or reading many workers' files) takes a while: off the loop.
+            text = await anyio.to_thread.run_sync(metrics.exposition)
+            return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     for route in app.routes:  # a series born at zero lets rate() see its very first request
         for method in sorted(getattr(route, "methods", None) or ()):

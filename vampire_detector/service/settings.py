@@ -63,6 +63,9 @@ class ServiceSettings(BaseSettings):
     rate_limit_burst: int = Field(20, ge=1, description="requests a caller may send at once "
                                   "before the rate limit applies")
     docs: bool = Field(True, description="serve /docs, /redoc and /openapi.json")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this "
+                                     "port only, from a thread (unset: on the service's port)")
+    metrics_host: str = Field("0.0.0.0", description="the address the metrics port listens on")
 
     @model_validator(mode="after")
     def _files_exist(self) -> ServiceSettings:

@@ -14,7 +14,11 @@ from pathlib import Path
 
 
 def _pattern(text: str) -> re.Pattern[str]:
-    """A .dockerignore pattern as a regular expression over slash-separated relative paths."""
+    """A .dockerignore pattern as a regular expression over slash-separated relative paths.
+
+    As Docker reads it: ``*`` and ``?`` stop at a slash, ``**`` crosses any number of folders,
+    ``[...]`` is a class of characters (``*.py[cod]``) and a backslash escapes the next one.
+    """
     text = os.path.normpath(text.strip()).lstrip("/")
     out, i = "", 0
     while i < len(text):
@@ -22,6 +26,10 @@ def _pattern(text: str) -> re.Pattern[str]:
             out, i = out + "(?:.*/)?", i + 3
         elif text.startswith("**", i):
             out, i = out + ".*", i + 2
+        elif text[i] == "[" and (end := text.find("]", i + 2)) != -1:
+            out, i = out + "[" + text[i + 1:end].replace("\\", "\\\\") + "]", end + 1
+        elif text[i] == "\\" and i + 1 < len(text):
+            out, i = out + re.escape(text[i + 1]), i + 2
         else:
             out += {"*": "[^/]*", "?": "[^/]"}.get(text[i], re.escape(text[i]))
             i += 1

@@ -62,6 +62,23 @@ def cpu_cores(quantity: str | int | float | None) -> float | None:
     return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
+# Kubernetes' quantity suffixes: binary (Ki, Mi, ...) and decimal (k, M, ...), and milli.
+QUANTITY_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+                     "Ei": 2**60, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                     "P": 10**15, "E": 10**18, "m": 10**-3}
+
+
+def memory_bytes(quantity: str | int | float | None) -> float | None:
+    """A Kubernetes memory quantity ("768Mi", "1G", 1.5e9) in bytes."""
+    if quantity is None:
+        return None
+    text = str(quantity)
+    for suffix in sorted(QUANTITY_SUFFIXES, key=len, reverse=True):
+        if text.endswith(suffix):
+            return float(text[:-len(suffix)]) * QUANTITY_SUFFIXES[suffix]
+    return float(text)
+
+
 def image_is_pinned(image: str) -> bool:
     """A digest, or a tag that is not ``latest``: the same manifest always runs the same code."""
     if "@sha256:" in image:

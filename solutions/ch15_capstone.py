@@ -1,8 +1,8 @@
-"""Chapter 13 exercises: the capstone.
+"""Chapter 15 exercises: the capstone.
 
 Fill in the function bodies below, then grade them with
 
-    pytest autograder/test_ch13_capstone.py
+    pytest autograder/test_ch15_capstone.py
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Summary:
 
 
 def summarise(samples: Sequence[Sample]) -> Summary:
-    """Exercise 13.1: the numbers of a load test, from its raw samples.
+    """Exercise 15.1: the numbers of a load test, from its raw samples.
 
     The wall time runs from the first request sent to the last answer received. Percentiles
     use the nearest-rank method: the p-th percentile of n sorted values is the value at rank
@@ -65,7 +65,7 @@ def summarise(samples: Sequence[Sample]) -> Summary:
 
 
 def burn_rate(slo: float, requests: int, failures: int) -> float:
-    """Exercise 13.2: how fast a window of traffic spends the error budget.
+    """Exercise 15.2: how fast a window of traffic spends the error budget.
 
     ``slo`` is the target share of good requests (0.995 for 99.5%). A burn rate of 1 spends
     exactly the budget over the SLO's period; 14.4 spends a 30-day budget in 50 hours. A window
@@ -82,7 +82,7 @@ def burn_rate(slo: float, requests: int, failures: int) -> float:
 
 
 def budget_left(slo: float, requests: int, failures: int) -> float:
-    """Exercise 13.2: the share of the period's error budget not yet spent (below 0: overspent).
+    """Exercise 15.2: the share of the period's error budget not yet spent (below 0: overspent).
 
     The budget is the failures the SLO allows among the period's ``requests`` so far.
     """
@@ -94,7 +94,7 @@ def budget_left(slo: float, requests: int, failures: int) -> float:
 
 def should_page(slo: float, last_hour: tuple[int, int], last_5_minutes: tuple[int, int],
                 threshold: float = 14.4) -> bool:
-    """Exercise 13.2: wake Dracula? Each window is ``(requests, failures)``.
+    """Exercise 15.2: wake Dracula? Each window is ``(requests, failures)``.
 
     Page when both the last hour and the last five minutes burn at ``threshold`` or faster:
     the hour proves the burn is significant, the five minutes that it is still going on.

@@ -1,0 +1,224 @@
+"""Build the course's images with a real OCI builder, start them, and probe what they serve.
+
+Introduced in Chapter 7.
+
+Docker is used where a Docker engine answers. Elsewhere (this course's CI machines have none)
+the images are built by buildah, Debian's daemonless builder, from the same Dockerfiles. The
+official ``python:3.11-slim-bookworm`` base comes from a registry that such a machine may not
+reach, so buildah builds on a stand-in made from Debian itself: ``debootstrap`` installs a
+minimal bookworm with Debian's Python 3.11, whose virtual environment at ``/opt/python`` comes
+first on ``PATH``, so that ``python`` and ``pip`` mean what they mean in the official image.
+The stand-in is cached (a tarball under the weights cache's folder), and so are buildah's
+layers, so only the first build on a machine pays for it.
+
+buildah runs a container's processes with ``chroot`` isolation here (no OCI runtime is needed),
+in the host's network namespace, as the image's own user: a probe reaches the server on a
+loopback port chosen at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
+
+BASE_TAG = "localhost/course-python:3.11-bookworm"  # the stand-in for python:3.11-slim-bookworm
+DEBIAN_MIRROR = os.environ.get("VAMPIRE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+HOST_CA_BUNDLE = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
+PATH_IN_BASE = "/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("VAMPIRE_WEIGHTS_CACHE", Path.home() / ".cache/vampire-detector"))
+    return root / "images"
+
+
+def run(command: Sequence[str], *, timeout_s: float = 1800, **kwargs) -> str:
+    """Run a builder command; on failure, raise with the end of what it said."""
+    done = subprocess.run(list(command), capture_output=True, text=True, timeout=timeout_s,
+                          check=False, **kwargs)
+    if done.returncode != 0:
+        said = (done.stdout + done.stderr).strip()[-4000:]
+        raise RuntimeError(f"{' '.join(command[:4])} ... failed ({done.returncode}):\n{said}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Builder:
+    """One OCI builder's command line: ``docker`` or ``buildah`` (with its own storage)."""
+
+    name: str
+    prefix: tuple[str, ...]
+
+    def build(self, dockerfile: Path, tag: str, context: Path, *, target: str | None = None,
+              build_args: dict[str, str] | None = None) -> float:
+        """Build ``dockerfile`` as ``tag``; the seconds it took."""
+        command = [*self.prefix, "build" if self.name == "docker" else "bud",
+                   "-f", str(dockerfile), "-t", tag]
+        if self.name == "buildah":
+            command += ["--isolation", "chroot", "--format", "docker", "--layers"]
+        for key, value in (build_args or {}).items():
+            command += ["--build-arg", f"{key}={value}"]
+        if target:
+            command += ["--target", target]
+        started = time.perf_counter()
+        run([*command, str(context)])
+        return time.perf_counter() - started
+
+    def size(self, tag: str) -> int:
+        """The image's size in bytes, as the builder reports it (uncompressed layers)."""
+        if self.name == "docker":
+            return int(run([*self.prefix, "image", "inspect", "-f", "{{.Size}}", tag]).strip())
+        (found,) = json.loads(run([*self.prefix, "images", "--json", tag]))
+        number, unit = found["size"].split()  # buildah says e.g. "460 MB" (powers of 1000)
+        return round(float(number) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[unit])
+
+    def config(self, tag: str) -> dict:
+        """The image's run configuration: Cmd, Env, User, ExposedPorts, WorkingDir."""
+        if self.name == "docker":
+            return json.loads(run([*self.prefix, "image", "inspect", tag]))[0]["Config"]
+        inspected = json.loads(run([*self.prefix, "inspect", "--type", "image", tag]))
+        return inspected["Docker"]["config"]
+
+    def has(self, tag: str) -> bool:
+        command = ([*self.prefix, "image", "inspect", tag] if self.name == "docker"
+                   else [*self.prefix, "inspect", "--type", "image", tag])
+        return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+def find_builder(storage: Path | None = None) -> Builder | None:
+    """Docker when its engine answers, else buildah (on its own storage), else None."""
+    if shutil.which("docker") and subprocess.run(
+            ["docker", "info"], capture_output=True, check=False).returncode == 0:
+        return Builder("docker", ("docker",))
+    if shutil.which("buildah"):
+        storage = storage or cache_dir() / "storage"
+        return Builder("buildah", ("buildah", "--root", str(storage), "--runroot",
+                                   str(storage.parent / "run"), "--storage-driver", "overlay"))
+    return None
+
+
+def debian_rootfs(cache: Path) -> Path:
+    """A tarball of a minimal Debian bookworm with Python 3.11, made once by debootstrap."""
+    tarball = cache / "bookworm-python3.11.tar"
+    if tarball.is_file():
+        return tarball
+    if not shutil.which("debootstrap"):
+        raise RuntimeError("debootstrap is needed to make the base image: "
+                           "apt-get install debootstrap")
+    cache.mkdir(parents=True, exist_ok=True)
+    rootfs = cache / "rootfs.partial"
+    shutil.rmtree(rootfs, ignore_errors=True)
+    run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
+         "bookworm", str(rootfs), DEBIAN_MIRROR])
+    shutil.rmtree(rootfs / "var/cache/apt/archives", ignore_errors=True)
+    partial = tarball.with_suffix(".partial")
+    with tarfile.open(partial, "w") as archive:
+        archive.add(rootfs, arcname=".")
+    partial.rename(tarball)  # complete or absent: an interrupted run starts again
+    shutil.rmtree(rootfs)
+    return tarball
+
+
+def ensure_base(builder: Builder, cache: Path | None = None) -> str:
+    """The stand-in Python base image for buildah (made once); Docker pulls the real one."""
+    if builder.name == "docker":
+        return "python:3.11.14-slim-bookworm"
+    if builder.has(BASE_TAG):
+        return BASE_TAG
+    tarball = debian_rootfs(cache or cache_dir())
+    container = run([*builder.prefix, "from", "scratch"]).strip()
+    try:
+        mounted = Path(run([*builder.prefix, "mount", container]).strip())
+        with tarfile.open(tarball) as archive:
+            archive.extractall(mounted, filter="fully_trusted")  # our own debootstrap output
+        # The build machine's certificate authorities, so that pip inside a build trusts
+        # whatever this machine trusts (a company proxy's CA, say), as the host's pip does.
+        shutil.copyfile(HOST_CA_BUNDLE, mounted / "etc/ssl/certs/ca-certificates.crt")
+        run([*builder.prefix, "umount", container])
+        run([*builder.prefix, "config", "--env", f"PATH={PATH_IN_BASE}", "--env", "LANG=C.UTF-8",
+             "--env", "PIP_CERT=/etc/ssl/certs/ca-certificates.crt", "--cmd", "python3",
+             container])
+        run([*builder.prefix, "run", "--isolation", "chroot", container, "--",
+             "python3", "-m", "venv", "/opt/python"])
+        run([*builder.prefix, "commit", "--format", "docker", container, BASE_TAG])
+    finally:
+        subprocess.run([*builder.prefix, "rm", container], capture_output=True, check=False)
+    return BASE_TAG
+
+
+def model_digest(model_file: Path) -> str:
+    """The first 12 hex digits of the model file's SHA-256: the image tag names its model."""
+    import hashlib
+
+    return hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def running_container(builder: Builder, tag: str, *, port: int | None = None,
+                      env: dict[str, str] | None = None,
+                      ready_path: str = "/ready", timeout_s: float = 120.0
+                      ) -> Iterator[tuple[str, float]]:
+    """Start ``tag``'s own command (its CMD, as its USER), serving on a free loopback port;
+    yield the URL and the seconds from start to ready; always stop it."""
+    config = builder.config(tag)
+    command = list(config["Cmd"])
+    port = port or free_port()
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--host") + 1] = HOST
+    env = {"VAMPIRE_METRICS_PORT": str(free_port()), **(env or {})}
+    if builder.name == "docker":
+        name = f"probe-{port}"
+        start = [*builder.prefix, "run", "--rm", "--name", name, "--network", "host",
+                 *[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
+                 tag, *command]
+        stop = [*builder.prefix, "rm", "-f", name]
+    else:
+        container = run([*builder.prefix, "from", tag]).strip()
+        start = [*builder.prefix, "run", "--isolation", "chroot",
+                 *[arg for key, value in env.items() for arg in ("--env", f"{key}={value}")],
+                 container, "--", *command]
+        stop = [*builder.prefix, "rm", container]
+    started = time.perf_counter()
+    process = subprocess.Popen(start, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    url = f"http://{HOST}:{port}"
+    try:
+        wait_until_ready(url, process, timeout_s, ready_path)
+        yield url, time.perf_counter() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        subprocess.run(stop, capture_output=True, check=False)
+
+
+def run_in_image(builder: Builder, tag: str, command: Sequence[str],
+                 env: dict[str, str] | None = None) -> str:
+    """Run one command in a fresh container of ``tag``, as the image's user; its stdout."""
+    pairs = [(key, value) for key, value in (env or {}).items()]
+    if builder.name == "docker":  # --entrypoint: the Lambda base image has one of its own
+        return run([*builder.prefix, "run", "--rm", "--entrypoint", command[0],
+                    *[a for k, v in pairs for a in ("-e", f"{k}={v}")], tag, *command[1:]])
+    container = run([*builder.prefix, "from", tag]).strip()
+    try:
+        return run([*builder.prefix, "run", "--isolation", "chroot",
+                    *[a for k, v in pairs for a in ("--env", f"{k}={v}")], container, "--",
+                    *command])
+    finally:
+        subprocess.run([*builder.prefix, "rm", container], capture_output=True, check=False)
