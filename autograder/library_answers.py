@@ -32,6 +32,9 @@ CLOSED: dict[str, dict[str, str]] = {
     "ch08_lambda": {"vampire_detector.service.lambda_handler": "8.1"},
     "ch10_monitoring": {"vampire_detector.service.metrics": "10.1",
                         "vampire_detector.drift": "10.3"},
+    # export_for_edge, lower_to_xnnpack, save_pte and delegation lower and count (11.1);
+    # require_full_delegation refuses a program with portable operators (11.2).
+    "ch11_edge": {"vampire_detector.edge": "11.1 and 11.2"},
     "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
                       "vampire_detector.service.uploads": "12.3",
                       "vampire_detector.service.decoding": "12.3"},
