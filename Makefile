@@ -61,7 +61,7 @@ unit: $(STAMP) weights-cache model-file
 		-n $(UNIT_WORKERS)
 
 # Every documented wrong answer (tests/grading/mistakes/) graded: each must lose points, with
-# feedback that says what is wrong, without waiting for a timeout. One grading run per mistake.
+# feedback that says what is wrong, without waiting for a timeout. One grading run per round.
 mistakes: $(STAMP) weights-cache
 	$(BIN)/python -m pytest tests/grading/test_mistakes.py -n $(UNIT_WORKERS) -p no:cacheprovider
 
