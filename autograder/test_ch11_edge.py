@@ -104,19 +104,15 @@ def expected_counts(name: str, side: int) -> tuple[list[dict[str, int]], dict[st
     module = to_edge_transform_and_lower(
         program, partitioner=[XnnpackPartitioner()]).exported_program().graph_module
 
-    def computes(node: torch.fx.Node) -> bool:
-        return node.op == "call_function" and operator_name(node) not in (
-            "getitem", "executorch_call_delegate")
+    def operators(graph: torch.fx.Graph) -> Counter:
+        calls = (n for n in graph.nodes if n.op == "call_function")
+        return Counter(operator_name(n) for n in calls
+                       if operator_name(n) not in ("getitem", "executorch_call_delegate"))
 
-    partitions, portable = [], Counter()
-    for node in module.graph.nodes:
-        if node.op == "get_attr" and str(node.target).startswith("lowered_module"):
-            inner = getattr(module, node.target).original_module.graph_module
-            partitions.append(dict(Counter(operator_name(n) for n in inner.graph.nodes
-                                           if computes(n))))
-        elif computes(node):
-            portable[operator_name(node)] += 1
-    return partitions, dict(portable)
+    lowered = [getattr(module, n.target) for n in module.graph.nodes
+               if n.op == "get_attr" and str(n.target).startswith("lowered_module")]
+    return ([dict(operators(part.original_module.graph_module.graph)) for part in lowered],
+            dict(operators(module.graph)))
 
 
 def read_pte(path: Path) -> Pte:

@@ -39,9 +39,8 @@ def decode_portrait(data: bytes) -> np.ndarray:
     if not data:
         raise ClientError(400, "the image is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            rgb = image.convert("RGB")
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = opened.convert("RGB")  # convert() decodes every pixel, so errors show here
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ClientError(422, "the bytes are not a readable image") from error
     if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):

@@ -75,21 +75,21 @@ class GateReader(CalibrationDataReader):
             self.batches += [files[start:min(start + batch_size, share)]
                              for start in range(0, share, batch_size)]
         self.input_name = input_name
-        self.position = 0
+        self.cursor = 0
         # END SOLUTION
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         # BEGIN SOLUTION
-        if self.position >= len(self.batches):
+        if self.cursor >= len(self.batches):
             return None
-        files = self.batches[self.position]
-        self.position += 1
+        files = self.batches[self.cursor]
+        self.cursor += 1
         return {self.input_name: normalize(np.stack([from_png(f.read_bytes()) for f in files]))}
         # END SOLUTION
 
     def rewind(self) -> None:
         # BEGIN SOLUTION
-        self.position = 0
+        self.cursor = 0
         # END SOLUTION
 
 

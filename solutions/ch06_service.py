@@ -164,14 +164,14 @@ class MicroBatcher:
                 self.arrived.clear()
                 await self.arrived.wait()
                 continue
-            deadline = loop.time() + self.max_wait_s
+            closes_at = loop.time() + self.max_wait_s  # the first waiter's patience
             while len(self.waiting) < self.max_batch_size and not self.closed:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                left_s = closes_at - loop.time()
+                if left_s <= 0:
                     break
                 self.arrived.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.arrived.wait(), remaining)
+                    await asyncio.wait_for(self.arrived.wait(), left_s)
             oldest = list(self.waiting)[: self.max_batch_size]
             batch = [(self.waiting.pop(future), future) for future in oldest]
             if batch:

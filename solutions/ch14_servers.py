@@ -39,9 +39,8 @@ def decode_portrait(data: bytes) -> np.ndarray:
     if not data:
         raise ClientError(400, "the image is empty")
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            rgb = image.convert("RGB")
+        with Image.open(io.BytesIO(data)) as opened:
+            rgb = opened.convert("RGB")  # convert() decodes every pixel, so errors show here
     except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise ClientError(422, "the bytes are not a readable image") from error
     if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
@@ -120,14 +119,16 @@ class VampireHandler:
     def postprocess(self, probabilities: np.ndarray | None,
                     errors: list[ClientError | None]) -> list[dict[str, Any]]:
         # BEGIN SOLUTION
-        answers, good = [], iter(probabilities if probabilities is not None else [])
+        rows = iter(probabilities if probabilities is not None else [])
+        out = []
         for error in errors:
-            if error is not None:
-                answers.append({"error": error.message})
-                continue
-            p = next(good)
-            answers.append({"label": LABELS[int(p.argmax())], "probability": float(p.max())})
-        return answers
+            if error is None:
+                row = next(rows)
+                best = int(np.argmax(row))
+                out.append({"label": LABELS[best], "probability": float(row[best])})
+            else:
+                out.append({"error": error.message})
+        return out
         # END SOLUTION
 
     def handle(self, requests: list[dict], context: Any) -> list[dict[str, Any]]:
@@ -167,8 +168,8 @@ def input_fn(request_body: bytes, content_type: str) -> torch.Tensor:
         raise ClientError(415, f"send {', '.join(IMAGE_TYPES)} or application/json, not "
                           f"{kind or 'an untyped body'}")
     try:
-        payload = json.loads(request_body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload = json.loads(request_body.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ClientError(400, "the body is not JSON") from error
     instances = payload.get("instances") if isinstance(payload, dict) else None
     if not isinstance(instances, list) or not instances:
@@ -212,8 +213,8 @@ def parse_vertex_request(body: bytes, max_instances: int = 16) -> tuple[list[byt
     """
     # BEGIN SOLUTION
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        payload = json.loads(body.decode("utf-8"))
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ClientError(400, "the body is not JSON") from error
     instances = payload.get("instances") if isinstance(payload, dict) else None
     if not isinstance(instances, list) or not instances:

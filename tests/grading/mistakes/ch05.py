@@ -15,10 +15,10 @@ class GateReader(_LazyGateReader):
                        for files in self.batches]
 
     def get_next(self):
-        if self.position >= len(self.loaded):
+        if self.cursor >= len(self.loaded):
             return None
-        self.position += 1
-        return {self.input_name: self.loaded[self.position - 1]}
+        self.cursor += 1
+        return {self.input_name: self.loaded[self.cursor - 1]}
 '''
 
 LIBRARY_QUANTIZER = '''
@@ -39,7 +39,7 @@ MISTAKES = [
     Mistake("copies-the-library", "5.1", "write it yourself",
             append="from vampire_detector.quantize import PortraitCalibrationReader as GateReader"),
     Mistake("same-batch-forever", "5.1", "never returned None",
-            replace=(("        self.position += 1\n        return {self.input_name",
+            replace=(("        self.cursor += 1\n        return {self.input_name",
                       "        return {self.input_name"),)),
     Mistake("not-normalised", "5.1", "normalise",
             replace=(("normalize(np.stack([from_png(f.read_bytes()) for f in files]))",

@@ -52,8 +52,8 @@ MISTAKES = [
                      ("oldest = list(self.waiting)[: self.max_batch_size]",
                       "oldest = list(self.waiting)[:1]"))),
     Mistake("never-sends-a-partial-batch", "6.2", "never fills",
-            replace=(("deadline = loop.time() + self.max_wait_s",
-                      "deadline = loop.time() + 3600"),)),
+            replace=(("closes_at = loop.time() + self.max_wait_s",
+                      "closes_at = loop.time() + 3600"),)),
     Mistake("waits-the-full-delay", "6.2", "at once",
             replace=((COLLECT, "            await asyncio.sleep(self.max_wait_s)\n"
                                "            while False:\n"),)),

@@ -15,7 +15,8 @@ MISTAKES = [
             replace=(("                context.set_response_status(error.status, error.message, "
                       "index)", "                pass"),)),
     Mistake("drops-refused-answers", "14.1", "one answer per request",
-            replace=(('                answers.append({"error": error.message})\n', ""),)),
+            replace=(('            else:\n                out.append({"error": error.message})\n',
+                      ""),)),
     Mistake("pixels-not-normalised", "14.1", "normalised pixels",
             replace=(("        return (to_batch(np.stack(images)) if images else None), errors",
                       "        return (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)"
@@ -30,8 +31,9 @@ MISTAKES = [
                       'application/json, not "', '        raise ValueError(f"send {\', '
                       '\'.join(IMAGE_TYPES)} or application/json, not "'),)),
     Mistake("json-body-not-checked", "14.2", "not a ClientError",
-            replace=(("    try:\n        payload = json.loads(request_body)\n    except "
-                      "(UnicodeDecodeError, json.JSONDecodeError) as error:\n        raise "
+            replace=(("    try:\n        payload = json.loads(request_body.decode(\"utf-8\"))\n"
+                      "    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError "
+                      "are ValueErrors\n        raise "
                       'ClientError(400, "the body is not JSON") from error\n    instances = '
                       'payload.get("instances") if isinstance(payload, dict) else None',
                       '    instances = json.loads(request_body)["instances"]'),)),
