@@ -38,6 +38,8 @@ CLOSED: dict[str, dict[str, str]] = {
     "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
                       "vampire_detector.service.uploads": "12.3",
                       "vampire_detector.service.decoding": "12.3"},
+    # the gate's budget checks (13.1) and the shadow comparator (13.2)
+    "ch13_release": {"vampire_detector.release_gate": "13.1", "vampire_detector.rollout": "13.2"},
     "ch14_servers": {"vampire_detector.torchserve_handler": "14.1",
                      "vampire_detector.platforms": "14.3"},
 }

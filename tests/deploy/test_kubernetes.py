@@ -31,6 +31,8 @@ ROOT = course_root()
 K8S = ROOT / "deploy" / "k8s"
 BASE, GPU = K8S / "base", K8S / "overlays" / "gpu"
 GATEWAY, KEDA = K8S / "overlays" / "gateway", K8S / "overlays" / "keda"
+CANARY = K8S / "overlays" / "canary"
+TRACK = "app.kubernetes.io/track"
 # Kinds from CustomResourceDefinitions (Gateway API, KEDA): kubernetes-validate has no schema
 # for them, so their tests below check what matters about them instead.
 CUSTOM_KINDS = {"HTTPRoute", "ScaledObject"}
@@ -327,6 +329,90 @@ def test_keda_replaces_the_cpu_autoscaler_with_a_query_prometheus_accepts(base, 
     checked = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True,
                              text=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+def test_the_canary_splits_the_route_90_10_between_two_services(base):
+    """The canary overlay builds on the gateway overlay (the champion, its pods the stable
+    track) and adds the challenger (its own image tag, the canary track, one replica); the
+    route keeps the gateway's paths and sends 90 of each 100 travellers to the champion's
+    Service and 10 to the challenger's."""
+    kustomization = yaml.safe_load((CANARY / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["stable", "challenger"]
+    stable = yaml.safe_load((CANARY / "stable" / "kustomization.yaml").read_text())
+    assert stable["resources"] == ["../../gateway"]
+    added = {(p["target"]["kind"], op["path"], op["value"]) for p in stable["patches"]
+             for op in yaml.safe_load(p["patch"])}
+    stable_label = TRACK.replace("/", "~1")
+    assert {("Deployment", f"/spec/selector/matchLabels/{stable_label}", "stable"),
+            ("Deployment", f"/spec/template/metadata/labels/{stable_label}", "stable"),
+            ("Service", f"/spec/selector/{stable_label}", "stable")} <= added
+    challenger = yaml.safe_load((CANARY / "challenger" / "kustomization.yaml").read_text())
+    assert challenger["resources"] == ["../../../base"]
+    assert challenger["nameSuffix"] == "-challenger"
+    (labels,) = challenger["labels"]
+    assert labels == {"pairs": {TRACK: "canary"}, "includeSelectors": True}
+    (image,) = challenger["images"]
+    champion_image = the_container(find(base, "Deployment"))["image"]
+    assert image["name"] == champion_image.rsplit(":", 1)[0]
+    assert image["newTag"] != champion_image.rsplit(":", 1)[1]
+    kept = {"Deployment", "Service"}
+    deleted = {yaml.safe_load(p["patch"])["kind"] for p in challenger["patches"]}
+    assert deleted == {doc["kind"] for doc in base} - kept, "the challenger shares the rest"
+    (patch,) = [documents(CANARY / p["path"])[0] for p in kustomization["patches"]]
+    (_, gateway_route) = overlay(GATEWAY)
+    (gateway_rule,) = find(gateway_route, "HTTPRoute")["spec"]["rules"]
+    (rule,) = patch["spec"]["rules"]
+    assert rule["matches"] == gateway_rule["matches"]
+    assert rule["timeouts"] == gateway_rule["timeouts"]
+    service = find(base, "Service")
+    weights = {ref["name"]: (ref["port"], ref["weight"]) for ref in rule["backendRefs"]}
+    port = service["spec"]["ports"][0]["port"]
+    name = service["metadata"]["name"]
+    assert weights == {name: (port, 90), f"{name}{challenger['nameSuffix']}": (port, 10)}
+
+
+def test_the_rendered_canary_keeps_the_tracks_apart():
+    """kubectl kustomize renders the overlay: the challenger's Deployment passes strict
+    validation, runs the new tag, and each Service and Deployment selects its own track only
+    (each selector's labels are in its own pods' labels and not in the other track's)."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("not installed: kubectl (it renders the overlay with kustomize)")
+    rendered = subprocess.run([kubectl, "kustomize", str(CANARY)], capture_output=True,
+                              text=True, timeout=120, check=False)
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    names = [(doc["kind"], doc["metadata"]["name"]) for doc in docs]
+    assert len(names) == len(set(names)), "an object is made twice"
+    champion = find(docs, "Deployment", "vampire-detector")
+    challenger = find(docs, "Deployment", "vampire-detector-challenger")
+    for deployment in (champion, challenger):
+        assert strict_errors(deployment) is None, strict_errors(deployment)
+    assert challenger["spec"]["replicas"] == 1
+    assert the_container(challenger)["image"] != the_container(champion)["image"]
+    assert pod_spec(challenger)["serviceAccountName"] == pod_spec(champion)["serviceAccountName"]
+    pods = {"stable": champion["spec"]["template"]["metadata"]["labels"],
+            "canary": challenger["spec"]["template"]["metadata"]["labels"]}
+    assert {track: labels[TRACK] for track, labels in pods.items()} == {
+        "stable": "stable", "canary": "canary"}
+
+    def selects(selector: dict[str, str]) -> set[str]:
+        return {track for track, labels in pods.items() if selector.items() <= labels.items()}
+
+    assert selects(champion["spec"]["selector"]["matchLabels"]) == {"stable"}
+    assert selects(challenger["spec"]["selector"]["matchLabels"]) == {"canary"}
+    assert selects(find(docs, "Service", "vampire-detector")["spec"]["selector"]) == {"stable"}
+    assert selects(find(docs, "Service", "vampire-detector-challenger")["spec"]["selector"]) == {
+        "canary"}
+    policy = find(docs, "NetworkPolicy", "vampire-detector")
+    assert selects(policy["spec"]["podSelector"]["matchLabels"]) == {"stable", "canary"}, (
+        "the gateway's network policy must guard both tracks")
+    route = find(docs, "HTTPRoute")
+    assert {ref["name"] for ref in route["spec"]["rules"][0]["backendRefs"]} == {
+        "vampire-detector", "vampire-detector-challenger"}
+
+
 def test_memory_quantities_in_bytes():
     """Binary and decimal suffixes, plain numbers and none at all."""
     assert memory_bytes("768Mi") == 768 * 2**20
