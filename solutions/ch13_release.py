@@ -119,20 +119,20 @@ class ShadowComparator:
 
         def watch(number: int) -> None:
             try:
-                shadow = self.challenger(portrait)
-            except Exception:  # the shadow must never change or break the real answer
+                guess = self.challenger(portrait)
+            except Exception:  # a failing challenger is counted, never raised
                 with self._lock:
                     self.errors += 1
                 return
             with self._lock:
                 self.compared[answer] += 1
-                if shadow == answer:
+                if guess == answer:
                     self.agreed[answer] += 1
                     return
                 self.disagreed += 1
                 if len(self.log) < self.log_limit:
                     self.log.append({"request": number, "champion": answer,
-                                     "challenger": shadow})
+                                     "challenger": guess})
 
         with self._lock:
             number = self.requests
