@@ -9,7 +9,8 @@ from vampire_detector.shipping.manifests import documents
 from vampire_detector.shipping.netpol import Pod, allowed, policy_types, selects
 
 NS = "border-checkpoint"
-DETECTOR = Pod(NS, {"app.kubernetes.io/name": "vampire-detector"}, ports={"http": 8000})
+DETECTOR = Pod(NS, {"app.kubernetes.io/name": "vampire-detector"},
+               ports={"http": 8000, "metrics": 9100})
 GATEWAY = Pod("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"})
 PROMETHEUS = Pod("monitoring", {"app.kubernetes.io/name": "prometheus"})
 GRAFANA = Pod("monitoring", {"app.kubernetes.io/name": "grafana"})
@@ -93,7 +94,8 @@ def base_policies(repo_root) -> list[dict]:
 
 
 @pytest.mark.parametrize(("source", "port", "expected"), [
-    (GATEWAY, 8000, True), (PROMETHEUS, 8000, True), (GRAFANA, 8000, False),
+    (GATEWAY, 8000, True), (GATEWAY, 9100, False), (PROMETHEUS, 9100, True),
+    (PROMETHEUS, 8000, False), (GRAFANA, 9100, False), (GRAFANA, 8000, False),
     (NEIGHBOUR, 8000, False), (STRANGER, 8000, False), (GATEWAY, 22, False)])
 def test_the_course_policy_admits_the_gateway_and_prometheus_only(base_policies, repo_root,
                                                                    source, port, expected):
