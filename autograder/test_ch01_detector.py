@@ -37,13 +37,13 @@ Wrong answers these tests catch, each with feedback that names the problem:
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from autograder.checks import refusal
 from autograder.sandbox import SandboxError
 from vampire_detector.images import MEAN, STD, encode, to_png
 from vampire_detector.portraits import make_portraits
@@ -82,21 +82,6 @@ def returned_tensor(seen: dict) -> torch.Tensor:
     """The values of a tensor the probe saw returned, after checking that it was one."""
     assert seen.get("kind") == "Tensor", f"return a torch.Tensor, not a {seen.get('kind')}"
     return torch.from_numpy(np.asarray(seen["values"]))
-
-
-def refusal(call: Callable[[], object], what: str, why: str) -> str:
-    """The message of the ``ValueError`` that ``call`` must raise for ``what``; a failure that
-    says ``why`` when it raises something else or nothing."""
-    try:
-        call()
-    except ValueError as error:
-        return str(error)
-    except (NotImplementedError, SandboxError):
-        raise
-    except Exception as error:
-        pytest.fail(f"{what} raised {type(error).__name__} ({str(error)[:200]}), not "
-                    f"ValueError: {why}", pytrace=False)
-    pytest.fail(f"{what} was accepted: {why}", pytrace=False)
 
 
 # Exercise 1.1 ------------------------------------------------------------------------------

@@ -29,12 +29,11 @@ Wrong answers these tests catch, each with feedback that names the problem:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import torch
 
+from autograder.checks import refusal
 from autograder.sandbox import SandboxError
 from vampire_detector.images import MEAN, STD
 from vampire_detector.portraits import make_portraits
@@ -75,21 +74,6 @@ def eval_outputs(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
         return model(inputs)
-
-
-def refusal(call: Callable[[], object], what: str, why: str) -> str:
-    """The message of the ``ValueError`` that ``call`` must raise for ``what``; a failure that
-    says ``why`` when it raises something else or nothing."""
-    try:
-        call()
-    except ValueError as error:
-        return str(error)
-    except (NotImplementedError, SandboxError):
-        raise
-    except Exception as error:
-        pytest.fail(f"{what} raised {type(error).__name__} ({str(error)[:200]}), not "
-                    f"ValueError: {why}", pytrace=False)
-    pytest.fail(f"{what} was accepted: {why}", pytrace=False)
 
 
 # Exercise 3.1 ------------------------------------------------------------------------------

@@ -14,13 +14,13 @@ import pytest
 
 from tests.programs import require
 from vampire_detector.harness import torchserve as torchserve_module
+from vampire_detector.harness.launch import group_members
 from vampire_detector.harness.torchserve import (
     JAVA_MISSING,
     Ports,
     TorchServeConfig,
     archive,
     config_properties,
-    group_members,
     running_torchserve,
 )
 from vampire_detector.images import to_png

@@ -19,10 +19,10 @@ loopback port chosen at start.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
-import signal
 import ssl
 import subprocess
 import tarfile
@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
+from vampire_detector.harness.launch import HOST, free_port, stop_group, wait_until_ready
 
 BASE_TAG = "localhost/course-python:3.11-bookworm"  # the stand-in for python:3.11-slim-bookworm
 DEBIAN_MIRROR = os.environ.get("VAMPIRE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -160,8 +160,6 @@ def ensure_base(builder: Builder, cache: Path | None = None) -> str:
 
 def model_digest(model_file: Path) -> str:
     """The first 12 hex digits of the model file's SHA-256: the image tag names its model."""
-    import hashlib
-
     return hashlib.sha256(model_file.read_bytes()).hexdigest()[:12]
 
 
@@ -198,13 +196,7 @@ def running_container(builder: Builder, tag: str, *, port: int | None = None,
         wait_until_ready(url, process, timeout_s, ready_path)
         yield url, time.perf_counter() - started
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process, grace_s=20.0)
         subprocess.run(stop, capture_output=True, check=False)
 
 

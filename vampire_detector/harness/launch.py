@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -61,6 +63,35 @@ def running_process(command: Sequence[str], url: str, *, ready_path: str, timeou
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def group_members(group: int) -> list[int]:
+    """Live (not zombie) processes of process group ``group``, from ``/proc``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[2]) == group and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started:
+    SIGTERM to its group, then SIGKILL to whatever lingers (servers often leave children)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace_s)
+    deadline = time.monotonic() + grace_s
+    while group_members(process.pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    process.wait()
 
 
 def server_command(app: str, port: int, *, factory: bool = False, workers: int = 1,

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from vampire_detector.harness.launch import HOST, free_port, wait_until_ready
+from vampire_detector.harness.launch import HOST, free_port, stop_group, wait_until_ready
 
 URI_VARIABLE = "MLFLOW_TRACKING_URI"
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
@@ -41,18 +40,6 @@ def server_command(folder: Path, port: int) -> list[str]:
             "--backend-store-uri", f"sqlite:///{folder / 'registry.db'}",
             "--default-artifact-root", str(folder / "artifacts"),
             "--host", HOST, "--port", str(port), "--workers", "1"]
-
-
-def stop_group(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """Stop ``process`` and its children (``mlflow server`` starts uvicorn in a child)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=timeout_s)
-    with contextlib.suppress(ProcessLookupError):  # children still alive after the parent
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 @contextlib.contextmanager
@@ -79,4 +66,4 @@ def running_registry(folder: str | Path, *, timeout_s: float = 180.0,
                 raise RuntimeError(f"mlflow server did not start: {error}\n{tail}") from error
             yield url
         finally:
-            stop_group(process)
+            stop_group(process, grace_s=10.0)

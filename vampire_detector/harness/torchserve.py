@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import httpx2 as httpx
 
 import vampire_detector
 from vampire_detector import torchserve_handler
-from vampire_detector.harness.launch import HOST, free_port
+from vampire_detector.harness.launch import HOST, free_port, stop_group
 from vampire_detector.weights import weights_path
 
 JAVA_MISSING = ("TorchServe needs a Java runtime (17 or newer) on PATH: install Debian's "
@@ -202,34 +201,6 @@ def wait_for_workers(server: TorchServe, timeout_s: float) -> None:
                        f"{server.folder / 'logs'}")
 
 
-def group_members(group: int) -> list[int]:
-    """Live (not zombie) processes of process group ``group``, from ``/proc``."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # it ended while we looked
-        if int(fields[2]) == group and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-def stop(process: subprocess.Popen, grace_s: float = 15.0) -> None:
-    """SIGTERM to the whole process group (JVM and workers), then SIGKILL to what lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace_s)
-    deadline = time.monotonic() + grace_s
-    while group_members(process.pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ProcessLookupError):  # workers may outlive the frontend
-            os.killpg(process.pid, signal.SIGKILL)
-        time.sleep(0.1)
-    process.wait()
-
-
 @contextlib.contextmanager
 def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
                        name: str = "vampirenet", weights: Path | None = None,
@@ -251,7 +222,7 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
     if not config.token_auth:
         command.append("--disable-token-auth")
     process = subprocess.Popen(
-        command, cwd=folder, start_new_session=True,  # its own group: stop() ends all of it
+        command, cwd=folder, start_new_session=True,  # its own group: stop_group() ends all of it
         stdout=(folder / "torchserve.out").open("wb"), stderr=subprocess.STDOUT,
         env={**os.environ, "TMPDIR": str(tmp),  # its pid file lives in TMPDIR
              "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
@@ -264,4 +235,4 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
         wait_for_workers(server, timeout_s)
         yield server
     finally:
-        stop(process)
+        stop_group(process)
