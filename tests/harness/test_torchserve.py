@@ -95,8 +95,8 @@ def test_the_metrics_endpoint_counts_requests(torchserve):
 def test_it_is_stopped_even_when_it_never_gets_ready(tmp_path, monkeypatch):
     require(shutil.which("java") or os.environ.get("JAVA_HOME"), JAVA_MISSING)
     stopped = []
-    original = torchserve_module.stop
-    monkeypatch.setattr(torchserve_module, "stop",
+    original = torchserve_module.stop_group
+    monkeypatch.setattr(torchserve_module, "stop_group",
                         lambda process: (original(process), stopped.append(process)))
     with pytest.raises(TimeoutError, match="not ready"), \
             running_torchserve(tmp_path, timeout_s=0.5):
