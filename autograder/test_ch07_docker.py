@@ -1,7 +1,10 @@
 """Chapter 7 — Docker.
 
-Nothing here needs a Docker engine: the Dockerfile is checked with hadolint and with the
-policies a reviewer would apply, and the .dockerignore by computing the build context it
+The Dockerfile is checked with hadolint and with the policies a reviewer would apply; then,
+where an image builder is at hand and the course's own images are built (`make images`, which
+caches the layers the exercise shares with them), it is built and its container started and
+asked what a border guard would ask. Elsewhere that last test is skipped, and says so: the
+instructor's grader builds it. The .dockerignore is checked by computing the build context it
 leaves, with Docker's matching rules (the last matching line wins, "!" lets a path back in, a
 pattern that matches a folder matches everything in it), in the gatehouse's repository: its
 layout is the one the exercise describes, plus folders invented for each run.
@@ -14,6 +17,8 @@ Wrong answers these tests catch, each with feedback that names the problem:
 - 7.1 ``unpinned-base``: a base image by a moving tag (``python:3.11-slim``).
 - 7.1 ``shell-form-cmd``: CMD in the shell form, so uvicorn never hears SIGTERM.
 - 7.1 ``threads-not-matching-cpus``: eight threads in a container promised two CPUs.
+- 7.1 ``human-readable-size``: ``VAMPIRE_MAX_UPLOAD_BYTES=2MB``, which the service's settings
+  refuse at start: only the built image shows it, whose container exits before it is ready.
 - 7.2 ``copies-the-library``: the course repository's own .dockerignore pasted in; it fits
   the course's layout, not the gatehouse's, and leaves out everything the build reads.
 - 7.2 ``denylist``: a list of what to leave out, so a folder nobody listed slips in.
@@ -198,6 +203,83 @@ def test_base_image_is_pinned(dockerfile):
     assert "@sha256:" in image or PINNED_TAG.search(tag), (
         f"the serving stage starts from {image}, a tag that moves: pin the base image to a "
         "whole release (or a digest), or the image changes without a line of it changing")
+
+
+# The lines the exercise gives, up to where 7.1 begins. The grader builds a Dockerfile only when
+# they are all there, unchanged and first, and 7.1 adds only instructions that run nothing while
+# building (no RUN, COPY, ADD, SHELL, ONBUILD, FROM): the build then executes the course's own
+# commands, on the layers `make images` has already cached, and nothing a submission wrote.
+GIVEN = (
+    ("ARG", "PYTHON_IMAGE=python:3.11.14-slim-bookworm"),
+    ("FROM", "${PYTHON_IMAGE} AS build"),
+    ("COPY", "deploy/requirements-serve.txt /tmp/requirements-serve.txt"),
+    ("RUN", "python -m venv /opt/serve && /opt/serve/bin/pip install --no-cache-dir -r "
+            "/tmp/requirements-serve.txt"),
+    ("FROM", "${PYTHON_IMAGE} AS runtime"),
+    ("ENV", "PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 "
+            "PATH=/opt/serve/bin:$PATH"),
+    ("RUN", "useradd --system --uid 20001 --user-group --no-create-home night-watch"),
+    ("WORKDIR", "/srv"),
+    ("COPY", "--from=build /opt/serve /opt/serve"),
+    ("COPY", "vampire_detector/ /srv/vampire_detector/"),
+    ("COPY", "models/vampirenet.onnx /srv/models/vampirenet.onnx"),
+)
+INERT = {"ENV", "USER", "EXPOSE", "HEALTHCHECK", "CMD", "LABEL", "WORKDIR", "STOPSIGNAL"}
+LATER = "; your instructor's grader builds it"  # a skip with this reason does not count here
+
+
+def buildable(found: list[Instruction]) -> list[str]:
+    """Why the grader will not build this Dockerfile (nothing when it will)."""
+    given = [(i.keyword, " ".join(i.args.split())) for i in found[:len(GIVEN)]]
+    if given != list(GIVEN):
+        return ["the lines the exercise gives (up to COPY models/vampirenet.onnx) were changed"]
+    added = [i for i in found[len(GIVEN):] if i.keyword not in INERT]
+    return [f"line {i.line}: {i.keyword} (7.1 needs only ENV, USER, EXPOSE, HEALTHCHECK and CMD)"
+            for i in added]
+
+
+def course_builder():
+    """The builder `make images` used, with the course's image already built on it; or a skip."""
+    from vampire_detector.harness.images import BASE_TAG, find_builder, model_digest
+
+    model = ROOT / "models" / "vampirenet.onnx"
+    builder = find_builder()
+    if builder is None:
+        pytest.skip("no image builder on this machine (Docker, or buildah)" + LATER)
+    if not model.is_file() or not builder.has(f"vampire-detector:{model_digest(model)}"):
+        pytest.skip("the course's images are not built here (`make images` caches the "
+                    "layers this build reuses)" + LATER)
+    base = "python:3.11.14-slim-bookworm" if builder.name == "docker" else BASE_TAG
+    return builder, base
+
+
+@pytest.mark.exercise("7.1")
+@pytest.mark.points(2)
+@pytest.mark.timeout(300)
+def test_the_image_builds_starts_and_judges_a_portrait(dockerfile, runtime):
+    """7.1 The image builds, starts as its user, says ready, judges a portrait, refuses a text"""
+    from vampire_detector.harness.images import ImageProblem, probe_serving
+
+    refused = buildable(instructions(dockerfile))
+    assert not refused, "the grader does not build this Dockerfile: " + "; ".join(refused)
+    user = the(runtime, "USER").args.strip()
+    assert user not in ROOT_USERS and not user.startswith(("root:", "0:")), \
+        "the grader does not start an image that runs as root"
+    command = served_command(runtime)
+    assert "uvicorn" in Path(command[0]).name and FACTORY in command, \
+        "the grader starts only an image whose CMD runs uvicorn with the service's factory"
+    builder, base = course_builder()
+    tag = "localhost/night-shift-graded:latest"
+    try:
+        builder.build(dockerfile, tag, ROOT, build_args={"PYTHON_IMAGE": base})
+    except RuntimeError as error:
+        pytest.fail(f"the image did not build:\n{str(error)[-1500:]}", pytrace=False)
+    try:
+        probe_serving(builder, tag)
+    except ImageProblem as problem:
+        pytest.fail(f"the image built, but: {problem}", pytrace=False)
+    except (RuntimeError, ValueError, TimeoutError) as error:
+        pytest.fail(f"the image built, but its container did not serve: {error}", pytrace=False)
 
 
 # Exercise 7.2 ------------------------------------------------------------------------------

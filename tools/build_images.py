@@ -17,63 +17,22 @@ import json
 import sys
 from pathlib import Path
 
-import httpx2 as httpx
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from vampire_detector.harness.images import (  # noqa: E402
     Builder,
+    ImageProblem,
     ensure_base,
     find_builder,
     model_digest,
-    run_in_image,
-    running_container,
+    probe_lambda,
+    probe_serving,
 )
-from vampire_detector.images import to_png  # noqa: E402
-from vampire_detector.portraits import make_portraits  # noqa: E402
 
 MODEL_FILE = ROOT / "models" / "vampirenet.onnx"
 SERVING = ROOT / "deploy" / "docker" / "Dockerfile"
 LAMBDA = ROOT / "deploy" / "lambda" / "Dockerfile"
 EVENT = ROOT / "deploy" / "lambda" / "events" / "v2-predict.json"
-
-
-def check(condition: bool, message: str) -> None:
-    if not condition:
-        raise SystemExit(f"image check failed: {message}")
-
-
-def probe_serving(builder: Builder, tag: str) -> dict[str, object]:
-    """Start the image's own command; ask it what a border guard and a prankster would."""
-    uid = run_in_image(builder, tag, ["python", "-c", "import os; print(os.getuid())"]).strip()
-    check(uid not in ("", "0"), f"the image runs as root (uid {uid!r})")
-    portrait = to_png(make_portraits(1, seed=3)[0][0])
-    with running_container(builder, tag) as (url, ready_s), httpx.Client(
-            base_url=url, timeout=30, trust_env=False) as client:
-        check(client.get("/ready").status_code == 200, "/ready is not 200 once ready")
-        answer = client.post("/predict", files={"image": ("p.png", portrait, "image/png")})
-        check(answer.status_code == 200, f"a portrait got {answer.status_code}: {answer.text}")
-        verdict = answer.json()
-        check(verdict.get("label") in ("human", "vampire"), f"no verdict in {verdict}")
-        refused = client.post("/predict", files={"image": ("x.txt", b"garlic", "text/plain")})
-        check(400 <= refused.status_code < 500,
-              f"a text file got {refused.status_code}, not a 4xx: {refused.text}")
-        metrics_closed = client.get("/metrics").status_code == 404
-    return {"uid": int(uid), "start_to_ready_s": round(ready_s, 2), "verdict": verdict,
-            "non_image_status": refused.status_code, "metrics_off_the_front_door": metrics_closed}
-
-
-def probe_lambda(builder: Builder, tag: str) -> dict[str, object]:
-    """Invoke the image's handler on a recorded API Gateway event, inside the image."""
-    event = EVENT.read_text()
-    code = ("import json, sys; from vampire_detector.service.lambda_handler import handler; "
-            "print(json.dumps(handler(json.loads(sys.argv[1]), None)))")
-    config = builder.config(tag)
-    env = dict(item.split("=", 1) for item in config.get("Env") or [])
-    answer = json.loads(run_in_image(builder, tag, ["python", "-c", code, event], env={
-        "PYTHONPATH": env.get("LAMBDA_TASK_ROOT", "/var/task")}).strip().splitlines()[-1])
-    check(answer.get("statusCode") == 200, f"the handler answered {answer}")
-    return {"statusCode": answer["statusCode"], "body": json.loads(answer["body"])}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,13 +56,19 @@ def main(argv: list[str] | None = None) -> int:
                   build_args={"PYTHON_IMAGE": base})  # from the cache: only its size is new
     report["build_stage_bytes"] = builder.size(f"{serving}-build-stage")
     report["base_bytes"] = builder.size(base)
-    report["serving"] = probe_serving(builder, serving)
+    try:
+        report["serving"] = probe_serving(builder, serving)
+    except ImageProblem as problem:
+        raise SystemExit(f"the serving image {serving} failed its probe: {problem}") from None
     lambda_base = {} if builder.name == "docker" else {"LAMBDA_IMAGE": lambda_base_image(
         builder, base)}
     report["lambda_build_s"] = round(builder.build(LAMBDA, lambda_, ROOT,
                                                    build_args=lambda_base), 1)
     report["lambda_bytes"] = builder.size(lambda_)
-    report["lambda"] = probe_lambda(builder, lambda_)
+    try:
+        report["lambda"] = probe_lambda(builder, lambda_, EVENT)
+    except ImageProblem as problem:
+        raise SystemExit(f"the Lambda image {lambda_} failed its probe: {problem}") from None
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

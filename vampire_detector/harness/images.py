@@ -31,7 +31,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx2 as httpx
+
 from vampire_detector.harness.launch import HOST, free_port, stop_group, wait_until_ready
+from vampire_detector.images import to_png
+from vampire_detector.portraits import make_portraits
 
 BASE_TAG = "localhost/course-python:3.11-bookworm"  # the stand-in for python:3.11-slim-bookworm
 DEBIAN_MIRROR = os.environ.get("VAMPIRE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -193,7 +197,11 @@ def running_container(builder: Builder, tag: str, *, port: int | None = None,
                                start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
-        wait_until_ready(url, process, timeout_s, ready_path)
+        try:
+            wait_until_ready(url, process, timeout_s, ready_path)
+        except RuntimeError as error:  # it exited: what it said is the reason
+            said = process.stderr.read().decode(errors="replace").strip()[-1500:]
+            raise RuntimeError(f"{error}; it said:\n{said}") from None
         yield url, time.perf_counter() - started
     finally:
         stop_group(process, grace_s=20.0)
@@ -214,3 +222,45 @@ def run_in_image(builder: Builder, tag: str, command: Sequence[str],
                     *command])
     finally:
         subprocess.run([*builder.prefix, "rm", container], capture_output=True, check=False)
+
+
+class ImageProblem(RuntimeError):
+    """An image that builds but does not do what it must: the message says what it did."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ImageProblem(message)
+
+
+def probe_serving(builder: Builder, tag: str) -> dict[str, object]:
+    """Start the image's own command; ask it what a border guard and a prankster would."""
+    uid = run_in_image(builder, tag, ["python", "-c", "import os; print(os.getuid())"]).strip()
+    check(uid not in ("", "0"), f"the image runs as root (uid {uid!r})")
+    portrait = to_png(make_portraits(1, seed=3)[0][0])
+    with running_container(builder, tag) as (url, ready_s), httpx.Client(
+            base_url=url, timeout=30, trust_env=False) as client:
+        check(client.get("/ready").status_code == 200, "/ready is not 200 once ready")
+        answer = client.post("/predict", files={"image": ("p.png", portrait, "image/png")})
+        check(answer.status_code == 200, f"a portrait got {answer.status_code}: {answer.text}")
+        verdict = answer.json()
+        check(verdict.get("label") in ("human", "vampire"), f"no verdict in {verdict}")
+        refused = client.post("/predict", files={"image": ("x.txt", b"garlic", "text/plain")})
+        check(400 <= refused.status_code < 500,
+              f"a text file got {refused.status_code}, not a 4xx: {refused.text}")
+        metrics_closed = client.get("/metrics").status_code == 404
+    return {"uid": int(uid), "start_to_ready_s": round(ready_s, 2), "verdict": verdict,
+            "non_image_status": refused.status_code, "metrics_off_the_front_door": metrics_closed}
+
+
+def probe_lambda(builder: Builder, tag: str, event_file: Path) -> dict[str, object]:
+    """Invoke the image's handler on a recorded API Gateway event, inside the image."""
+    event = event_file.read_text()
+    code = ("import json, sys; from vampire_detector.service.lambda_handler import handler; "
+            "print(json.dumps(handler(json.loads(sys.argv[1]), None)))")
+    config = builder.config(tag)
+    env = dict(item.split("=", 1) for item in config.get("Env") or [])
+    answer = json.loads(run_in_image(builder, tag, ["python", "-c", code, event], env={
+        "PYTHONPATH": env.get("LAMBDA_TASK_ROOT", "/var/task")}).strip().splitlines()[-1])
+    check(answer.get("statusCode") == 200, f"the handler answered {answer}")
+    return {"statusCode": answer["statusCode"], "body": json.loads(answer["body"])}

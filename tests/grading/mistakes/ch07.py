@@ -33,6 +33,8 @@ MISTAKES = [
     Mistake("threads-not-matching-cpus", "7.1", "two threads", file=DOCKERFILE,
             replace=(("ENV OMP_NUM_THREADS=2 VAMPIRE_THREADS=2",
                       "ENV OMP_NUM_THREADS=8 VAMPIRE_THREADS=8"),)),
+    Mistake("human-readable-size", "7.1", "did not serve", file=DOCKERFILE,
+            replace=(("PYTHONPATH=/srv\n", "PYTHONPATH=/srv VAMPIRE_MAX_UPLOAD_BYTES=2MB\n"),)),
     Mistake("copies-the-library", "7.2", "would lack", file=IGNORE,
             replace=((ALLOWLIST, REPOSITORY_DOCKERIGNORE),)),
     Mistake("denylist", "7.2", "allowlist", file=IGNORE,
