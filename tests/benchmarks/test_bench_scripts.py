@@ -50,3 +50,26 @@ def test_the_scripts_refuse_numbers_that_would_measure_nothing(script, args, com
     with pytest.raises(SystemExit) as exit_:
         script.main(args)
     assert exit_.value.code == 2 and complaint in capsys.readouterr().err
+
+
+def test_the_naive_image_pins_what_the_course_pins(repo_root):
+    """The one-stage image installs the versions constraints.txt pins: a fair comparison."""
+    import re
+
+    pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", (repo_root / "constraints.txt").read_text(),
+                           re.MULTILINE))
+    named = re.findall(r"\b(torch|torchvision|onnx|onnxscript)==(\S+)",
+                       (repo_root / "benchmarks" / "naive.Dockerfile").read_text())
+    assert {name for name, _ in named} == {"torch", "torchvision", "onnx", "onnxscript"}
+    assert all(pins[name] == version for name, version in named), named
+
+
+def test_the_kept_naive_image_result_has_what_chapter_7_reads(repo_root):
+    import json
+
+    kept = json.loads((repo_root / "benchmarks/results/naive_image.json").read_text())
+    assert {"measured", "machine", "builder", "images", "size_ratio"} <= kept.keys()
+    shipped, naive = kept["images"].values()
+    for image in (shipped, naive):
+        assert {"bytes", "build_s", "start_to_ready_s", "label"} <= image.keys()
+    assert kept["size_ratio"] == round(naive["bytes"] / shipped["bytes"], 1)

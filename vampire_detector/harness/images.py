@@ -66,10 +66,13 @@ class Builder:
     prefix: tuple[str, ...]
 
     def build(self, dockerfile: Path, tag: str, context: Path, *, target: str | None = None,
-              build_args: dict[str, str] | None = None) -> float:
-        """Build ``dockerfile`` as ``tag``; the seconds it took."""
+              build_args: dict[str, str] | None = None, cached: bool = True) -> float:
+        """Build ``dockerfile`` as ``tag``; the seconds it took. ``cached=False`` builds every
+        layer anew, for a build time that means what a first build costs."""
         command = [*self.prefix, "build" if self.name == "docker" else "bud",
                    "-f", str(dockerfile), "-t", tag]
+        if not cached:
+            command.append("--no-cache")
         if self.name == "buildah":
             command += ["--isolation", "chroot", "--format", "docker", "--layers"]
         for key, value in (build_args or {}).items():
@@ -94,6 +97,10 @@ class Builder:
             return json.loads(run([*self.prefix, "image", "inspect", tag]))[0]["Config"]
         inspected = json.loads(run([*self.prefix, "inspect", "--type", "image", tag]))
         return inspected["Docker"]["config"]
+
+    def remove(self, tag: str) -> None:
+        """Remove the image ``tag`` if it exists (its layers go once no other image uses them)."""
+        subprocess.run([*self.prefix, "rmi", tag], capture_output=True, check=False)
 
     def has(self, tag: str) -> bool:
         command = ([*self.prefix, "image", "inspect", tag] if self.name == "docker"
