@@ -73,3 +73,33 @@ def test_the_resolver_writes_the_service_environment_or_fails_at_start(uri: str,
                                 env=env, capture_output=True, text=True, timeout=120)
         assert failed.returncode == 2 and says in failed.stderr, failed.stderr
         assert not (tmp_path / alias / "service.env").exists()
+
+
+def test_the_command_line_promotes_and_rolls_back_or_says_why_not(uri: str,
+                                                                  tmp_path: Path) -> None:
+    """What the release workflow's promote job and an operator at 3 a.m. type."""
+    name = "cli-test"  # a model of its own: the other tests' aliases stay where they are
+    client = registry.connect(uri)
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"onnx")
+    first = registry.register(client, model, metrics={}, name=name)
+    registry.set_alias(client, registry.CHAMPION, first, name)
+    second = registry.register(client, model, metrics={}, name=name)
+    registry.set_alias(client, registry.CHALLENGER, second, name)
+    env = {**os.environ, **QUIET, "PYTHONPATH": os.getcwd(), "MLFLOW_TRACKING_URI": uri}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "vampire_detector.registry", *args,
+                               "--name", name], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    promoted = cli("promote")
+    assert promoted.returncode == 0, promoted.stderr
+    assert registry.version_of(client, registry.CHAMPION, name) == second
+    refused = cli("rollback", "--version", "99")
+    assert refused.returncode == 2 and "no version '99'" in refused.stderr, refused.stderr
+    assert registry.version_of(client, registry.CHAMPION, name) == second
+    back = cli("rollback", "--version", first)
+    assert back.returncode == 0, back.stderr
+    assert registry.version_of(client, registry.CHAMPION, name) == first
+    assert cli("rollback").returncode == 2  # which version? the parser asks

@@ -11,7 +11,7 @@ from vampire_detector.onnx_export import export_onnx
 from vampire_detector.release_gate import BUDGETS, Budget, check_budgets, run_gate
 
 GOOD = {"clean_accuracy": 0.97, "makeup_accuracy": 0.95, "parity": 1e-7, "size_mb": 0.2,
-        "p50_ms": 1.0}
+        "p50_ms": 1.0, "int8_accuracy_drop": 0.004}
 
 
 def test_a_candidate_within_every_budget_passes_and_each_is_reported() -> None:
@@ -22,7 +22,8 @@ def test_a_candidate_within_every_budget_passes_and_each_is_reported() -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), [("makeup_accuracy", 0.51), ("parity", 0.02),
-                                             ("size_mb", 45.0), ("p50_ms", 80.0)])
+                                             ("size_mb", 45.0), ("p50_ms", 80.0),
+                                             ("int8_accuracy_drop", 0.08)])
 def test_one_missed_budget_fails_the_gate_and_is_named(name: str, value: float) -> None:
     report = check_budgets({**GOOD, name: value})
     assert not report.passed and report.failures == [name]
@@ -48,4 +49,6 @@ def test_the_gate_measures_a_real_onnx_file(tmp_path: Path) -> None:
     assert set(measured) == {budget.name for budget in BUDGETS}
     assert measured["parity"] < 1e-4 and 0 < measured["size_mb"] < 1
     assert measured["p50_ms"] > 0
+    assert (tmp_path / "candidate.int8.onnx").is_file()  # the INT8 copy the gate measured
+    assert -1 <= measured["int8_accuracy_drop"] <= 1
     assert "clean_accuracy" in report.failures  # an untrained net is no detector

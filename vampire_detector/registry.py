@@ -132,7 +132,14 @@ def promote(client, name: str = MODEL_NAME) -> tuple[str | None, str]:
 
 def rollback(client, version: str, name: str = MODEL_NAME) -> None:
     """Point ``champion`` back at ``version`` (the one it named before a promotion)."""
-    client.get_model_version(name, str(version))  # fails clearly if there is no such version
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException as error:
+        if error.error_code not in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            raise
+        raise RegistryError(f"{name} has no version {version!r} to roll back to") from None
     set_alias(client, CHAMPION, version, name)
 
 
@@ -168,18 +175,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m vampire_detector.registry",
         description="Resolve a registry alias to an ONNX file before the service starts.")
-    parser.add_argument("command", choices=["resolve"])
+    parser.add_argument("command", choices=["resolve", "promote", "rollback"],
+                        help="resolve: write the alias's file and service.env; promote: move "
+                        "champion to the challenger; rollback: move champion to --version")
     parser.add_argument("--alias", default=CHAMPION)
-    parser.add_argument("--out", type=Path, required=True, help="folder for model.onnx and "
-                        "service.env (VAMPIRE_MODEL_PATH, VAMPIRE_MODEL_VERSION)")
+    parser.add_argument("--out", type=Path, help="folder for model.onnx and service.env "
+                        "(VAMPIRE_MODEL_PATH, VAMPIRE_MODEL_VERSION); resolve only")
+    parser.add_argument("--version", help="the version champion returns to; rollback only")
     parser.add_argument("--name", default=MODEL_NAME)
     parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI"))
     args = parser.parse_args(argv)
     if not args.tracking_uri:
         parser.error("set MLFLOW_TRACKING_URI or pass --tracking-uri")
+    if args.command == "resolve" and args.out is None:
+        parser.error("resolve needs --out, the folder the service will read")
+    if args.command == "rollback" and not args.version:
+        parser.error("rollback needs --version, the version champion returns to")
     try:
+        client = connect(args.tracking_uri)
+        if args.command == "promote":
+            previous, new = promote(client, args.name)
+            print(f"champion moved from version {previous} to {new}")
+            return 0
+        if args.command == "rollback":
+            rollback(client, args.version, args.name)
+            print(f"champion is version {args.version} again")
+            return 0
         check_alias(args.alias)
-        resolved = resolve(connect(args.tracking_uri), args.alias, args.out, args.name)
+        resolved = resolve(client, args.alias, args.out, args.name)
     except RegistryError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

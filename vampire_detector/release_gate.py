@@ -4,8 +4,10 @@ Introduced in Chapter 13.
 
 A candidate is an eager model and the ONNX file exported from it. The gate measures what the
 border would feel (accuracy on held-out clean portraits and on the make-up crowd, agreement
-between the ONNX file and the model it came from, the file's size, the latency of one portrait)
-and compares each number with its budget. The report names every budget, the measured value,
+between the ONNX file and the model it came from, the file's size, the latency of one portrait),
+then quantizes the file to INT8 as Chapter 5 does and measures what that costs in accuracy, so
+that a candidate whose weights quantize badly is refused before anyone ships its INT8 copy. It
+compares each number with its budget. The report names every budget, the measured value,
 the limit and whether it passed, so that a refusal says exactly why. Only a candidate that
 passes every budget is registered, as the ``challenger``.
 """
@@ -24,6 +26,7 @@ from vampire_detector.bench import time_calls
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import SPLITS, make_portraits
 from vampire_detector.predictor import softmax
+from vampire_detector.quantize import quantize_onnx_static
 from vampire_detector.tensors import to_batch
 
 
@@ -46,6 +49,7 @@ BUDGETS = (
     Budget("parity", 1e-4, "max", "largest change of P(class)"),
     Budget("size_mb", 1.0, "max", "MB"),
     Budget("p50_ms", 20.0, "max", "ms, one portrait"),
+    Budget("int8_accuracy_drop", 0.02, "max", "FP32 minus INT8 accuracy, worse population"),
 )
 
 
@@ -88,6 +92,9 @@ def check_budgets(measured: Mapping[str, float],
     return GateReport(tuple(Check(budget, float(measured[budget.name])) for budget in budgets))
 
 
+POPULATIONS = ("clean", "makeup")
+
+
 def accuracy(detector: OrtDetector, population: str, n: int) -> float:
     """Accuracy on ``n`` held-out (test split) portraits of ``population``."""
     images, labels = make_portraits(n, SPLITS["test"], population)
@@ -102,15 +109,23 @@ def parity(model: nn.Module, detector: OrtDetector, n: int = 64) -> float:
     return float(np.abs(detector.probabilities(images) - eager).max())
 
 
+def int8_path(onnx_path: str | Path) -> Path:
+    """Where the gate writes the INT8 copy of ``onnx_path``: beside it."""
+    return Path(onnx_path).with_suffix(".int8.onnx")
+
+
 def measure(model: nn.Module, onnx_path: str | Path, n: int = 1000) -> dict[str, float]:
     """Everything ``BUDGETS`` limits, measured on this machine now."""
     detector = OrtDetector(onnx_path, threads=1)
     one = make_portraits(1, SPLITS["test"])[0]
-    return {"clean_accuracy": accuracy(detector, "clean", n),
-            "makeup_accuracy": accuracy(detector, "makeup", n),
+    measured = {population: accuracy(detector, population, n) for population in POPULATIONS}
+    int8 = OrtDetector(quantize_onnx_static(onnx_path, int8_path(onnx_path)), threads=1)
+    drop = max(measured[p] - accuracy(int8, p, n) for p in POPULATIONS)
+    return {"clean_accuracy": measured["clean"], "makeup_accuracy": measured["makeup"],
             "parity": parity(model, detector),
             "size_mb": Path(onnx_path).stat().st_size / 1e6,
-            "p50_ms": time_calls(lambda: detector.probabilities(one), iters=50).p50}
+            "p50_ms": time_calls(lambda: detector.probabilities(one), iters=50).p50,
+            "int8_accuracy_drop": drop}
 
 
 def run_gate(model: nn.Module, onnx_path: str | Path, budgets: tuple[Budget, ...] = BUDGETS,
