@@ -73,3 +73,27 @@ def test_the_resolver_writes_the_service_environment_or_fails_at_start(uri: str,
                                 env=env, capture_output=True, text=True, timeout=120)
         assert failed.returncode == 2 and says in failed.stderr, failed.stderr
         assert not (tmp_path / alias / "service.env").exists()
+
+
+def test_retire_removes_the_challenger_and_undoes_a_promotion(uri: str, tmp_path: Path) -> None:
+    client = registry.connect(uri)
+    name = "retire-test"
+    versions = []
+    for n in (1, 2, 3):
+        model = tmp_path / f"r{n}.onnx"
+        model.write_bytes(bytes([n]) * 10)
+        versions.append(registry.register(client, model, metrics={}, name=name))
+    first, second, third = versions
+    registry.set_alias(client, registry.CHAMPION, first, name)
+    registry.set_alias(client, registry.CHALLENGER, second, name)
+    # a challenger still on the canary: the alias goes, the champion stays
+    assert registry.retire(client, "VampireCanaryErrors", name) == {"retired": second,
+                                                                     "champion": first}
+    assert registry.version_of(client, registry.CHALLENGER, name) is None
+    assert client.get_model_version(name, second).tags[registry.RETIRED] == "VampireCanaryErrors"
+    assert registry.retire(client, "again", name) == {"retired": None, "champion": first}
+    # a challenger promoted too soon: the champion goes back to the version it replaced
+    registry.set_alias(client, registry.CHALLENGER, third, name)
+    assert registry.promote(client, name) == (first, third)
+    assert registry.retire(client, "VampireShadowDisagreement", name) == {"retired": third,
+                                                                          "champion": first}
