@@ -168,3 +168,10 @@ def test_the_route_action_sets_the_canary_to_zero_and_kustomize_renders_it(overl
                      {"op": "replace", "value": 0, "path": "/spec/rules/0/backendRefs/1/weight"}]
     assert render() == {"vampire-detector": 100, "vampire-detector-challenger": 0}
     assert act(alert) == "route already sends every traveller to vampire-detector"
+
+
+def test_the_command_line_refuses_to_start_with_nothing_to_roll_back(capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        rollback.main(["--port", "0"])
+    assert stopped.value.code == 2
+    assert "nothing to roll back" in capsys.readouterr().err
