@@ -38,8 +38,10 @@ CLOSED: dict[str, dict[str, str]] = {
     "ch12_security": {"vampire_detector.service.auth": "12.1 and 12.2",
                       "vampire_detector.service.uploads": "12.3",
                       "vampire_detector.service.decoding": "12.3"},
-    # the gate's budget checks (13.1) and the shadow comparator (13.2)
-    "ch13_release": {"vampire_detector.release_gate": "13.1", "vampire_detector.rollout": "13.2"},
+    # the gate's budget checks (13.1), the shadow comparator (13.2), and the A/B simulation's
+    # test (13.3: a likelihood-ratio test, not the exercise's z-test, but a decision all the same)
+    "ch13_release": {"vampire_detector.release_gate": "13.1", "vampire_detector.rollout": "13.2",
+                     "vampire_detector.ab_simulation": "13.3"},
     "ch14_servers": {"vampire_detector.torchserve_handler": "14.1",
                      "vampire_detector.platforms": "14.3"},
 }

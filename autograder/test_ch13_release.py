@@ -8,9 +8,9 @@ where the script says. The A/B decision is checked against the grader's own two-
 z-test and sample-size formula, computed here with ``statistics.NormalDist``.
 
 Sealed: your code runs in a sandboxed process (the ``submission`` and ``probes`` fixtures); the
-expected values are computed here. The library's release gate and shadow comparator
-(``vampire_detector.release_gate``, ``vampire_detector.rollout``) cannot be imported by
-ch13_release.py while it is graded.
+expected values are computed here. The library's release gate, shadow comparator and
+A/B simulation (``vampire_detector.release_gate``, ``vampire_detector.rollout``,
+``vampire_detector.ab_simulation``) cannot be imported by ch13_release.py while it is graded.
 
 Wrong answers these tests catch, each with feedback that names the problem:
 
@@ -27,6 +27,7 @@ Wrong answers these tests catch, each with feedback that names the problem:
 - 13.2 ``log-uncapped``: every disagreement kept in the log.
 - 13.2 ``challenger-inline``: the challenger called before answering, so a slow one delays the
   gate.
+- 13.3 ``copies-the-library``: the A/B simulation's likelihood-ratio decision imported.
 - 13.3 ``one-sided-test``: the p-value of a one-sided test.
 - 13.3 ``unpooled-standard-error``: the test's standard error from each arm's own rate.
 - 13.3 ``sample-size-rounded-down``: a fractional sample size truncated.

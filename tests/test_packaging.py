@@ -17,8 +17,10 @@ PACKAGE = Path(vampire_detector.__file__).parent
 EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping"}  # package: extra
 SERVING_ADAPTER = "torch_serving.py"  # a core module around the service: it needs both
 # Single modules whose dependencies are large or optional, each with the extra that serves it:
-# ExecuTorch (Chapter 11), MLflow (Chapter 13), the platforms' adapters and their client (14).
-OWN_EXTRA = {"edge.py": "edge", "registry.py": "registry", "platforms.py": "harness"}
+# ExecuTorch (Chapter 11), MLflow and the rollback receiver that acts on it (Chapter 13), the
+# platforms' adapters and their client (14).
+OWN_EXTRA = {"edge.py": "edge", "registry.py": "registry", "rollback.py": "registry",
+             "platforms.py": "harness"}
 
 
 def requirement_names(requirements: list[str], extras: dict[str, list[str]]) -> set[str]:

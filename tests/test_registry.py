@@ -103,3 +103,25 @@ def test_the_command_line_promotes_and_rolls_back_or_says_why_not(uri: str,
     assert back.returncode == 0, back.stderr
     assert registry.version_of(client, registry.CHAMPION, name) == first
     assert cli("rollback").returncode == 2  # which version? the parser asks
+def test_retire_removes_the_challenger_and_undoes_a_promotion(uri: str, tmp_path: Path) -> None:
+    client = registry.connect(uri)
+    name = "retire-test"
+    versions = []
+    for n in (1, 2, 3):
+        model = tmp_path / f"r{n}.onnx"
+        model.write_bytes(bytes([n]) * 10)
+        versions.append(registry.register(client, model, metrics={}, name=name))
+    first, second, third = versions
+    registry.set_alias(client, registry.CHAMPION, first, name)
+    registry.set_alias(client, registry.CHALLENGER, second, name)
+    # a challenger still on the canary: the alias goes, the champion stays
+    assert registry.retire(client, "VampireCanaryErrors", name) == {"retired": second,
+                                                                     "champion": first}
+    assert registry.version_of(client, registry.CHALLENGER, name) is None
+    assert client.get_model_version(name, second).tags[registry.RETIRED] == "VampireCanaryErrors"
+    assert registry.retire(client, "again", name) == {"retired": None, "champion": first}
+    # a challenger promoted too soon: the champion goes back to the version it replaced
+    registry.set_alias(client, registry.CHALLENGER, third, name)
+    assert registry.promote(client, name) == (first, third)
+    assert registry.retire(client, "VampireShadowDisagreement", name) == {"retired": third,
+                                                                          "champion": first}

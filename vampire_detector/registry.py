@@ -8,6 +8,8 @@ size and latency as tags of the version). Two *aliases* name the versions that m
 ``champion`` (what the gate serves) and ``challenger`` (what is being tried in the shadows and
 on the canary). Promoting moves ``champion`` to the challenger's version; rolling back moves it
 to the previous one. Nothing is copied or deleted: a version, once registered, stays.
+``retire`` is the automatic rollback's part (``vampire_detector.rollback``): it removes the
+``challenger`` alias and, if the challenger was already promoted, moves ``champion`` back.
 
 The service never imports MLflow. Before it starts, ``python -m vampire_detector.registry
 resolve`` (an init container in Kubernetes, a line in a start script elsewhere) asks the
@@ -32,6 +34,7 @@ MODEL_NAME = "vampire-detector"
 EXPERIMENT = "release-gate"
 CHAMPION, CHALLENGER = "champion", "challenger"
 ARTIFACT = "model.onnx"
+PROMOTED_FROM, RETIRED = "promoted_from", "retired"  # version tags: promotion's trail, rollback's
 # MLflow's own rule for alias names, checked here first so that the message says what is wrong.
 ALIAS = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 RESERVED = re.compile(r"^(latest|v\d+|version\d+)$", re.IGNORECASE)
@@ -127,6 +130,8 @@ def promote(client, name: str = MODEL_NAME) -> tuple[str | None, str]:
         raise RegistryError(f"{name} has no {CHALLENGER!r} to promote: pass the gate first")
     previous = version_of(client, CHAMPION, name)
     set_alias(client, CHAMPION, challenger, name)
+    if previous is not None and previous != challenger:  # where `retire` can roll back to
+        client.set_model_version_tag(name, challenger, PROMOTED_FROM, previous)
     return previous, challenger
 
 
@@ -141,6 +146,27 @@ def rollback(client, version: str, name: str = MODEL_NAME) -> None:
             raise
         raise RegistryError(f"{name} has no version {version!r} to roll back to") from None
     set_alias(client, CHAMPION, version, name)
+
+
+def retire(client, reason: str, name: str = MODEL_NAME) -> dict[str, str | None]:
+    """Take the challenger out of the release: the automatic rollback's registry half.
+
+    The ``challenger`` alias is removed (nothing resolves it any more) and its version is
+    tagged ``retired`` with ``reason``. If it had already been promoted, ``champion`` goes back
+    to the version it replaced (the ``promoted_from`` tag that ``promote`` left). Idempotent:
+    with no challenger left, nothing changes. Returns the retired version (``None`` when there
+    was none) and the champion's version afterwards.
+    """
+    challenger = version_of(client, CHALLENGER, name)
+    if challenger is not None:
+        champion = version_of(client, CHAMPION, name)
+        if champion == challenger:
+            previous = client.get_model_version(name, challenger).tags.get(PROMOTED_FROM)
+            if previous:
+                rollback(client, previous, name)
+        client.set_model_version_tag(name, challenger, RETIRED, reason)
+        client.delete_registered_model_alias(name, CHALLENGER)
+    return {"retired": challenger, "champion": version_of(client, CHAMPION, name)}
 
 
 def resolve(client, alias: str, folder: str | Path, name: str = MODEL_NAME) -> Resolved:

@@ -43,13 +43,24 @@ def test_a_broken_rule_is_caught(tmp_path: Path) -> None:
 
 
 def test_every_alert_has_a_severity_and_a_summary() -> None:
-    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]
+    groups = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
     names = {rule["alert"] for rule in rules}
     assert names == {"VampireDetectorSlow", "VampireDetectorErrors", "VampireDetectorNoTraffic",
-                     "VampireDetectorDrift"}
+                     "VampireDetectorDrift", "VampireCanaryErrors", "VampireShadowDisagreement"}
     for rule in rules:
         assert rule["labels"]["severity"] in {"page", "ticket"}
         assert rule["annotations"]["summary"]
+
+
+def test_the_canary_alerts_ask_for_a_rollback_and_compare_tracks() -> None:
+    groups = {g["name"]: g["rules"] for g in
+              yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"]}
+    canary = {rule["alert"]: rule for rule in groups["vampire-canary"]}
+    assert all(rule["labels"]["action"] == "rollback" for rule in canary.values())
+    assert 'track="canary"' in canary["VampireCanaryErrors"]["expr"]
+    assert 'track="stable"' in canary["VampireCanaryErrors"]["expr"]
+    assert "vampire_shadow_comparisons_total" in canary["VampireShadowDisagreement"]["expr"]
 
 
 def test_the_dashboard_is_templated_on_its_datasource() -> None:

@@ -22,6 +22,24 @@ class ShadowComparator(LibraryShadow):
         super().__init__(champion, challenger)
 '''
 
+LIBRARY_DECISION = '''
+import numpy as np
+
+from vampire_detector.ab_simulation import CHALLENGER, decide, likelihood_ratio
+
+
+def ab_test(champion_errors, champion_n, challenger_errors, challenger_n, alpha=0.05):
+    g = float(likelihood_ratio(np.array([champion_errors]), champion_n,
+                               np.array([challenger_errors]), challenger_n)[0])
+    picked = int(decide(np.array([champion_errors]), champion_n,
+                        np.array([challenger_errors]), challenger_n, alpha)[0])
+    better = None if picked == 0 else "challenger" if picked == CHALLENGER else "champion"
+    z = math.copysign(math.sqrt(g), challenger_errors / challenger_n
+                      - champion_errors / champion_n)
+    return {"z": z, "p_value": 2 * (1 - NormalDist().cdf(abs(z))),
+            "significant": better is not None, "better": better}
+'''
+
 CHECK = 'ok = value >= threshold if kind == "at least" else value <= threshold'
 CALL = '''        with self._lock:
             number = self.requests
@@ -75,6 +93,7 @@ MISTAKES = [
                 "        watch(number)  # outside the lock: watch takes it\n"
                 "        return answer")),)),
     # 13.3: the A/B decision
+    Mistake("copies-the-library", "13.3", "write it yourself", append=LIBRARY_DECISION),
     Mistake("one-sided-test", "13.3", "one-sided",
             replace=((P_VALUE, "p_value = 1 - NormalDist().cdf(abs(z))"),)),
     Mistake("unpooled-standard-error", "13.3", "pool",
