@@ -49,11 +49,11 @@ class Job:
 class Shadow:
     """The challenger, its bounded queue and its one worker (``start``/``stop`` on the loop)."""
 
-    def __init__(self, counter: PromCounter, share: float, queue_size: int = QUEUE):
+    def __init__(self, counter: PromCounter, share: float, queue_size: int | None = None):
         self.counter, self.share = counter, share
         self.model: LoadedModel | None = None
         self.failure: str | None = None  # why the challenger could not load, if it could not
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(queue_size or QUEUE)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="shadow")
         self._worker: asyncio.Task[None] | None = None
 
