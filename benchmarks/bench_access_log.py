@@ -61,7 +61,7 @@ async def one_round(mode: str, png: bytes, requests: int, concurrency: int,
     """Requests per wall-clock second and per CPU second through a fresh app in ``mode``."""
     settings = ServiceSettings(warmup_batches=1, access_log=mode != "off", model_path=model)
     app = service_app.create_app(settings, loader=load_predictor if model else constant,
-                                 load_in_background=False)
+                                 load_in_background=False, log_in_thread=mode != MODES[2])
     files = {"image": ("p.png", png, "image/png")}
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(app.router.lifespan_context(app))
@@ -91,9 +91,8 @@ def measure(requests: int, rounds: int, concurrency: int,
     with tempfile.TemporaryFile("w") as sink:
         for _ in range(rounds):
             for mode in MODES:
-                queued = mode != MODES[2]
-                access_log = functools.partial(AccessLog, stream=sink, queued=queued)
-                with mock.patch.object(service_app, "AccessLog", access_log):
+                to_sink = functools.partial(AccessLog, stream=sink)
+                with mock.patch.object(service_app, "AccessLog", to_sink):
                     rates[mode].append(asyncio.run(one_round(mode, png, requests, concurrency,
                                                                model)))
     return rates

@@ -149,10 +149,10 @@ async def load_all(service: Service, loader: Loader, shadow_loader: Loader) -> N
 
 
 def make_lifespan(settings: ServiceSettings, loader: Loader, shadow_loader: Loader,
-                  background: bool):
+                  background: bool, log_in_thread: bool):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        access_log = AccessLog(settings.log_format)
+        access_log = AccessLog(settings.log_format, queued=log_in_thread)
         if settings.access_log:
             access_log.start()
         service = app.state.service = Service(
@@ -348,19 +348,22 @@ def add_probe_routes(app: FastAPI) -> None:
 
 def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load_predictor,
                shadow_loader: Loader = load_predictor, load_in_background: bool = True,
-               ) -> FastAPI:
+               log_in_thread: bool = True) -> FastAPI:
     """The service; with no arguments, configured from ``VAMPIRE_*`` environment variables.
 
     ``loader`` builds the model from the settings (tests pass a fake), ``shadow_loader`` the
     shadow challenger from them, pointed at ``shadow_model_path``. With
     ``load_in_background=False`` the lifespan waits for the model, for platforms such as AWS
-    Lambda that have no readiness probe.
+    Lambda that have no readiness probe; with ``log_in_thread=False`` the access log's lines
+    are written by the request rather than queued for a writer thread (Lambda again, which
+    freezes the process between invocations).
     """
     settings = settings or ServiceSettings()
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="Dracula's vampire detector", version="1.0",
                   description="Upload a traveller's portrait; learn whether they are a vampire.",
-                  lifespan=make_lifespan(settings, loader, shadow_loader, load_in_background),
+                  lifespan=make_lifespan(settings, loader, shadow_loader, load_in_background,
+                                         log_in_thread),
                   **docs)
     app.state.gatekeeper = gatekeeper = make_gatekeeper(settings)
     limits = body_limits(settings)

@@ -124,7 +124,8 @@ class AccessLog:
     """The access logger's one handler: a queue on the request's side, a writer thread behind.
 
     ``start`` at the lifespan's start, ``stop`` at its end (which writes what is still queued).
-    With ``queued=False`` the request's own thread writes (only to measure the difference).
+    With ``queued=False`` the request's own thread writes: on AWS Lambda, which freezes the
+    process between invocations, a writer thread could hold a line until the next one.
     """
 
     def __init__(self, log_format: LogFormat = "json", stream: IO[str] | None = None,
@@ -188,7 +189,8 @@ class RequestLog:
                 if REQUEST_ID_HEADER not in headers:
                     headers.append(REQUEST_ID_HEADER, request_id)
             elif message["type"] == "http.response.body" and status >= 400:
-                error_body.extend(message.get("body", b"")[:ERROR_BODY_BYTES - len(error_body)])
+                room = max(0, ERROR_BODY_BYTES - len(error_body))
+                error_body.extend(message.get("body", b"")[:room])
             await send(message)
 
         try:
