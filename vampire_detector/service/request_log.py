@@ -46,6 +46,7 @@ RECORD = "vampire.access_record"  # the scope key of the request's AccessRecord
 WELL_FORMED = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ERROR_BODY_BYTES = 4096  # enough of an error body to read its code; a longer one is not ours
 LogFormat = Literal["json", "text"]
+ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)  # made once, not per line
 
 
 def request_id_for(headers: Headers) -> str:
@@ -95,8 +96,7 @@ class JsonFormatter(logging.Formatter):
                       "message": record.getMessage()}
             if record.exc_info:
                 fields["exception"] = self.formatException(record.exc_info)
-        return json.dumps({"ts": timestamp(record), **fields}, default=str,
-                          separators=(",", ":"))
+        return ENCODER.encode({"ts": timestamp(record), **fields})
 
 
 class TextFormatter(logging.Formatter):
