@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks import bench_access_log as access_log
 from benchmarks import bench_serve as serve
 from benchmarks import bench_servers as servers
 from benchmarks import bench_soak as soak
@@ -45,6 +46,7 @@ def test_the_soak_report_gives_memory_in_mebibytes_and_the_verdict():
     (serve, ["--max-wait-ms", "-1"], "max_wait_ms must not be negative"),
     (servers, ["--levels", "0"], "concurrency must be at least 1"),
     (servers, ["--rounds", "0"], "must be at least 1"),
+    (access_log, ["--rounds", "0"], "must be at least 1"),
 ])
 def test_the_scripts_refuse_numbers_that_would_measure_nothing(script, args, complaint, capsys):
     with pytest.raises(SystemExit) as exit_:

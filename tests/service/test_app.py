@@ -166,3 +166,14 @@ def test_a_failing_model_gives_a_structured_500(portraits):
     with TestClient(app, raise_server_exceptions=False) as client:
         assert_error(post(client, to_png(portraits[0])), 500, "internal")
         assert client.get("/health").status_code == 200
+
+
+def test_every_answer_carries_a_request_id(client, portraits):
+    good = client.post("/predict", files={"image": ("p.png", to_png(portraits[0]), "image/png")},
+                       headers={"X-Request-ID": "coach-7.seat_3"})
+    assert good.headers["X-Request-ID"] == "coach-7.seat_3"
+    assert set(good.json()) == {"label", "probability", "model_version", "latency_ms"}
+    refused = post(client, b"garlic", "text/plain")
+    assert_error(refused, 415, "unsupported_media_type")
+    assert refused.json()["request_id"] == refused.headers["X-Request-ID"]
+    assert "shadow_version" not in client.get("/ready").json()

@@ -77,3 +77,30 @@ def test_errors_are_counted_by_template_and_status(fresh):
                  status="415") == 1
     assert value(found, "vampire_http_requests_total", route="unmatched", method="GET",
                  status="404") == 2
+
+
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"
+
+
+def test_request_ids_ride_on_the_duration_histogram_as_exemplars(fresh, portraits):
+    files = {"image": ("p.png", to_png(portraits[0]), "image/png")}
+    answer = fresh.post("/predict", files=files, headers={"X-Request-ID": "night-1"})
+    assert answer.status_code == 200
+    plain = fresh.get("/metrics")
+    assert "night-1" not in plain.text  # the classic text format has no room for them
+    scraped = fresh.get("/metrics", headers={"Accept": OPENMETRICS})
+    assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+    assert scraped.text.rstrip().endswith("# EOF")
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om
+
+    exemplars = [s.exemplar for f in om(scraped.text) for s in f.samples
+                 if s.name == "vampire_http_request_duration_seconds_bucket" and s.exemplar
+                 and s.labels["route"] == "/predict"]
+    assert [e.labels for e in exemplars] == [{"request_id": "night-1"}]
+    assert 0 < exemplars[0].value < 5
+
+
+def test_the_shadow_counter_is_exposed_at_zero(fresh):
+    found = samples(fresh)
+    for outcome in ("agree", "disagree", "error", "skipped"):
+        assert ("vampire_shadow_comparisons_total", (("outcome", outcome),)) in found

@@ -46,3 +46,25 @@ def test_a_second_worker_leaves_the_port_to_the_first():
         second.stop()  # harmless when it never started
     finally:
         first.stop()
+
+
+def test_the_metrics_port_speaks_openmetrics_when_asked():
+    seen = []
+
+    def exposition(openmetrics_format: bool = False) -> bytes:
+        seen.append(openmetrics_format)
+        return b"# EOF\n" if openmetrics_format else b""
+
+    port = MetricsPort(exposition, "127.0.0.1", 0)
+    assert port.start()
+    try:
+        url = f"http://127.0.0.1:{port.port}/metrics"
+        request = urllib.request.Request(url, headers={
+            "Accept": "application/openmetrics-text; version=1.0.0"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.headers["Content-Type"].startswith("text/plain")
+    finally:
+        port.stop()
+    assert seen == [True, False]

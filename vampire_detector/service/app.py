@@ -8,6 +8,10 @@ The lifespan handler starts the model loading on a worker thread and returns at 
 process answers ``/health`` (liveness: "I am running") immediately and ``/ready`` (readiness:
 "send me traffic") only once the model is loaded and warmed. Requests go through the micro-
 batcher, which runs the model off the event loop, one batch at a time.
+
+Every request gets an id and one access-log line (``request_log``, Chapter 10); with
+``VAMPIRE_SHADOW_MODEL_PATH`` set, a challenger judges a share of the traffic in the shadows
+(``shadow``) without ever answering it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -38,7 +43,7 @@ from vampire_detector.service.auth import (
 from vampire_detector.service.batcher import MicroBatcher, QueueFull
 from vampire_detector.service.body_limit import BodyLimit
 from vampire_detector.service.decoding import DecodeSlots, decode_upload
-from vampire_detector.service.errors import ServiceError, install_error_handlers
+from vampire_detector.service.errors import REQUEST_ID, ServiceError, install_error_handlers
 from vampire_detector.service.metrics import (
     DriftWatch,
     Queued,
@@ -47,6 +52,7 @@ from vampire_detector.service.metrics import (
     instrument_batches,
 )
 from vampire_detector.service.metrics_port import MetricsPort
+from vampire_detector.service.request_log import AccessLog, RequestLog, access_record, note
 from vampire_detector.service.runtimes import LoadedModel, load_predictor
 from vampire_detector.service.schemas import (
     BatchOut,
@@ -57,6 +63,7 @@ from vampire_detector.service.schemas import (
     ReadyOut,
 )
 from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.service.shadow import Shadow
 from vampire_detector.service.uploads import UploadLimits
 
 log = logging.getLogger("vampire_detector.service")
@@ -75,6 +82,7 @@ class Service:
     model: LoadedModel | None = None
     batcher: MicroBatcher[Queued, Prediction] | None = None
     failure: str | None = None  # why loading failed, if it did
+    shadow: Shadow | None = None  # the challenger in the shadows, when one is set
     warmed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -116,13 +124,43 @@ async def load_and_warm(service: Service, loader: Loader) -> None:
         log.exception("the drift watch could not start")
 
 
-def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
+def shadow_settings(settings: ServiceSettings) -> ServiceSettings:
+    """The champion's settings, pointed at the challenger's ONNX file."""
+    return settings.model_copy(update={"runtime": "onnx", "model_version": None,
+                                       "model_path": settings.shadow_model_path})
+
+
+async def load_shadow(service: Service, loader: Loader) -> None:
+    """Load the challenger once the champion serves; if it cannot load, the champion serves on."""
+    try:
+        model = await anyio.to_thread.run_sync(loader, shadow_settings(service.settings))
+    except Exception as error:
+        log.exception("the shadow challenger could not load; the champion serves alone")
+        service.shadow.fail(f"{type(error).__name__}: {error}")
+        return
+    service.shadow.start(model)
+    log.info("shadow: %s", model.version)
+
+
+async def load_all(service: Service, loader: Loader, shadow_loader: Loader) -> None:
+    await load_and_warm(service, loader)
+    if service.shadow is not None and service.failure is None:
+        await load_shadow(service, shadow_loader)
+
+
+def make_lifespan(settings: ServiceSettings, loader: Loader, shadow_loader: Loader,
+                  background: bool, log_in_thread: bool):
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        access_log = AccessLog(settings.log_format, queued=log_in_thread)
+        if settings.access_log:
+            access_log.start()
         service = app.state.service = Service(
             settings, UploadLimits.from_settings(settings), app.state.metrics,
             DecodeSlots(settings.max_decodes, settings.max_decodes_waiting))
-        loading = asyncio.create_task(load_and_warm(service, loader))
+        if settings.shadow_model_path is not None:
+            service.shadow = Shadow(app.state.metrics.shadow, settings.shadow_share)
+        loading = asyncio.create_task(load_all(service, loader, shadow_loader))
         if not background:
             await loading
         metrics_port = None
@@ -141,6 +179,9 @@ def make_lifespan(settings: ServiceSettings, loader: Loader, background: bool):
                 await loading
             if service.batcher is not None:
                 await service.batcher.stop()
+            if service.shadow is not None:
+                await service.shadow.stop()
+            access_log.stop()
 
     return lifespan
 
@@ -212,6 +253,14 @@ async def classify(service: Service, images: Sequence[np.ndarray],
                            "answer was ready") from None
 
 
+def shadow_copy(service: Service, request: Request, images: Sequence[np.ndarray],
+                predictions: Sequence[Prediction]) -> None:
+    """Once the champion has answered, hand a copy to the shadow challenger (never waits)."""
+    if service.shadow is not None:
+        service.shadow.offer(request.scope.get(REQUEST_ID, ""), images, predictions,
+                             access_record(request.scope))
+
+
 ERRORS = {status: {"model": ErrorBody, "description": text} for status, text in {
     400: "a malformed form (for example, more image parts than the route takes)",
     401: "no API key (when the service requires keys)", 403: "an API key that is not valid",
@@ -242,7 +291,11 @@ def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
                       image: Annotated[UploadFile, File(description="a PNG, JPEG or WebP "
                                                         "portrait")]) -> PredictionOut:
         start = time.perf_counter()
-        (prediction,) = await classify(service, [await read_upload(image, service)], request)
+        pixels = [await read_upload(image, service)]
+        (prediction,) = await classify(service, pixels, request)
+        note(request.scope, label=prediction.label,
+             probability=round(prediction.probability, 4))
+        shadow_copy(service, request, pixels, [prediction])
         return PredictionOut(label=prediction.label, probability=prediction.probability,
                              model_version=service.model.version,
                              latency_ms=round((time.perf_counter() - start) * 1000, 3))
@@ -267,6 +320,9 @@ def add_prediction_routes(app: FastAPI, settings: ServiceSettings) -> None:
                 raise ServiceError(error.status, error.code,
                                    f"images[{index}]: {error.message}") from error
         predictions = await classify(service, pixels, request)
+        note(request.scope, count=len(predictions),
+             labels=dict(Counter(p.label for p in predictions)))
+        shadow_copy(service, request, pixels, predictions)
         return BatchOut(predictions=[LabelOut(label=p.label, probability=p.probability)
                                      for p in predictions],
                         model_version=service.model.version,
@@ -282,24 +338,33 @@ def add_probe_routes(app: FastAPI) -> None:
         return HealthOut()
 
     @app.get("/ready", response_model=ReadyOut, responses={503: {"model": ErrorBody}},
-             summary="Readiness: is the model loaded and warmed?")
+             summary="Readiness: is the model loaded and warmed?",
+             response_model_exclude_none=True)  # no shadow, no shadow_version
     async def ready(service: ReadyService) -> ReadyOut:
-        return ReadyOut(model_version=service.model.version, runtime=service.settings.runtime)
+        # The challenger never decides readiness: a missing one leaves the champion serving.
+        return ReadyOut(model_version=service.model.version, runtime=service.settings.runtime,
+                        shadow_version=service.shadow.version if service.shadow else None)
 
 
 def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load_predictor,
-               load_in_background: bool = True) -> FastAPI:
+               shadow_loader: Loader = load_predictor, load_in_background: bool = True,
+               log_in_thread: bool = True) -> FastAPI:
     """The service; with no arguments, configured from ``VAMPIRE_*`` environment variables.
 
-    ``loader`` builds the model from the settings (tests pass a fake). With
+    ``loader`` builds the model from the settings (tests pass a fake), ``shadow_loader`` the
+    shadow challenger from them, pointed at ``shadow_model_path``. With
     ``load_in_background=False`` the lifespan waits for the model, for platforms such as AWS
-    Lambda that have no readiness probe.
+    Lambda that have no readiness probe; with ``log_in_thread=False`` the access log's lines
+    are written by the request rather than queued for a writer thread (Lambda again, which
+    freezes the process between invocations).
     """
     settings = settings or ServiceSettings()
     docs = {} if settings.docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="Dracula's vampire detector", version="1.0",
                   description="Upload a traveller's portrait; learn whether they are a vampire.",
-                  lifespan=make_lifespan(settings, loader, load_in_background), **docs)
+                  lifespan=make_lifespan(settings, loader, shadow_loader, load_in_background,
+                                         log_in_thread),
+                  **docs)
     app.state.gatekeeper = gatekeeper = make_gatekeeper(settings)
     limits = body_limits(settings)
     app.add_middleware(BodyLimit, limits=limits, idle_timeout_s=settings.body_idle_timeout_s)
@@ -310,7 +375,16 @@ def create_app(settings: ServiceSettings | None = None, *, loader: Loader = load
     add_prediction_routes(app, settings)
     # last: the outermost middleware also counts what BodyLimit refuses
     add_metrics(app, route=settings.metrics_port is None)
+    # outermost of all: every other layer reads the request id it gives, and it logs them all
+    app.add_middleware(RequestLog, known_paths={getattr(r, "path", "") for r in app.routes},
+                       version=lambda: serving_version(app), enabled=settings.access_log)
     return app
+
+
+def serving_version(app: FastAPI) -> str | None:
+    """The champion's version, once loaded: every log line names the model that answered."""
+    service = getattr(app.state, "service", None)
+    return service.model.version if service is not None and service.model else None
 
 
 def get_paths(app: FastAPI | None = None) -> set[str]:

@@ -29,7 +29,7 @@ from pathlib import Path
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from vampire_detector.service.errors import ServiceError, error_response
+from vampire_detector.service.errors import REQUEST_ID, ServiceError, error_response
 
 HEADER = "X-API-Key"
 CALLER = "vampire_detector.caller"  # where Admission leaves the admitted caller, in the scope
@@ -151,7 +151,7 @@ class Admission:
             scope[CALLER] = self.gatekeeper.admit(Headers(scope=scope).get(HEADER), address)
         except ServiceError as error:
             response = error_response(error.status, error.code, error.message,
-                                      error.retry_after)
+                                      error.retry_after, scope.get(REQUEST_ID))
             response.headers.update(error.headers)
             await response(scope, receive, send)
             return

@@ -24,7 +24,7 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vampire_detector.service.errors import error_response
+from vampire_detector.service.errors import REQUEST_ID, error_response
 
 # The rest of a refused body is never read, so the connection cannot carry another request:
 # closing it at once also frees its place under uvicorn's --limit-concurrency.
@@ -61,7 +61,8 @@ class BodyLimit:
         limit = self.limits.get(scope["path"], self.default)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            response = error_response(413, "too_large", too_large(limit).detail)
+            response = error_response(413, "too_large", too_large(limit).detail,
+                                      request_id=scope.get(REQUEST_ID))
             response.headers.update(CLOSE)
             await response(scope, receive, send)
             return

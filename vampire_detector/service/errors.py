@@ -23,6 +23,8 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               405: "method_not_allowed", 408: "request_timeout", 413: "too_large",
               415: "unsupported_media_type", 429: "too_many_requests", 503: "unavailable"}
 RETRY_AFTER_S = 1  # when to come back after a 503 (busy, loading, shutting down)
+REQUEST_ID = "vampire.request_id"  # the scope key where request_log.RequestLog puts the id
+REQUEST_ID_HEADER = "X-Request-ID"
 
 
 class ServiceError(Exception):
@@ -39,10 +41,19 @@ class ServiceError(Exception):
         self.retry_after, self.headers = retry_after, dict(headers or {})
 
 
-def error_response(status: int, code: str, message: str,
-                   retry_after: int | None = None) -> JSONResponse:
-    """The one error body; every 503 and 429 carries ``Retry-After``."""
-    response = JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, retry_after: int | None = None,
+                   request_id: str | None = None) -> JSONResponse:
+    """The one error body; every 503 and 429 carries ``Retry-After``.
+
+    With ``request_id`` (Chapter 10), the body and the ``X-Request-ID`` header carry it, so that
+    a client who reports a refusal can quote the id that finds its log line.
+    """
+    body: dict[str, object] = {"error": {"code": code, "message": message}}
+    if request_id is not None:
+        body["request_id"] = request_id
+    response = JSONResponse(body, status_code=status)
+    if request_id is not None:
+        response.headers[REQUEST_ID_HEADER] = request_id
     if retry_after is None and status in (429, 503):
         retry_after = RETRY_AFTER_S
     if retry_after is not None:
@@ -50,29 +61,34 @@ def error_response(status: int, code: str, message: str,
     return response
 
 
-async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
-    response = error_response(error.status, error.code, error.message, error.retry_after)
+async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+    response = error_response(error.status, error.code, error.message, error.retry_after,
+                              request.scope.get(REQUEST_ID))
     response.headers.update(error.headers)
     return response
 
 
-async def _http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
     code = HTTP_CODES.get(error.status_code, "http_error")
-    response = error_response(error.status_code, code, str(error.detail))
+    response = error_response(error.status_code, code, str(error.detail),
+                              request_id=request.scope.get(REQUEST_ID))
     response.headers.update(error.headers or {})  # e.g. WWW-Authenticate
     return response
 
 
-async def _validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
     first = error.errors()[0] if error.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-    return error_response(422, "invalid_request", message)
+    return error_response(422, "invalid_request", message,
+                          request_id=request.scope.get(REQUEST_ID))
 
 
-async def _unexpected(_: Request, error: Exception) -> JSONResponse:
-    log.exception("unexpected error", exc_info=error)
-    return error_response(500, "internal", "the detector failed; the failure has been logged")
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    request_id = request.scope.get(REQUEST_ID)
+    log.error("unexpected error (request %s)", request_id, exc_info=error)
+    return error_response(500, "internal", "the detector failed; the failure has been logged",
+                          request_id=request_id)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,7 +10,9 @@ One thing needs care. Asked to run the app's lifespan (``lifespan="auto"``, its 
 Mangum runs startup *and shutdown* around every single invocation: the model would be loaded
 and warmed for every traveller. So the startup runs once here, when Lambda imports this module
 (its "init phase", the cold start), on the event loop that Mangum then reuses for every
-invocation; Mangum itself is told ``lifespan="off"``. A warm instance only computes.
+invocation; Mangum itself is told ``lifespan="off"``. A warm instance only computes. For the
+same reason the access log's lines are written by the request itself, not by a thread that a
+frozen instance would stop mid-queue: CloudWatch gets each line with its invocation.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def __getattr__(name: str) -> Any:
     so the model still loads at cold start, before the first event, as it should.
     """
     if name == "handler":
-        globals()["handler"] = built = make_handler(create_app(load_in_background=False))
+        globals()["handler"] = built = make_handler(create_app(load_in_background=False,
+                                                                log_in_thread=False))
         return built
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,12 @@ suite, a notebook) never share a counter, and a test can assert exact counts.
 Several worker processes each keep their own counters. When ``PROMETHEUS_MULTIPROC_DIR`` names
 an empty folder before the service starts, every worker writes its values to files there and
 ``/metrics`` adds them up, so a scrape sees the whole service whichever worker answers it.
+
+Each request's duration is observed with its request id as an *exemplar* (see
+``request_log``): a scraper that asks for OpenMetrics (Prometheus does, by default) sees, beside
+each bucket, the id of one request that landed there, and the id finds its log line.
+``prometheus_client`` keeps exemplars in single-process mode only: with
+``PROMETHEUS_MULTIPROC_DIR`` set they are dropped silently, and the buckets still count.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 import numpy as np
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -33,7 +39,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.openmetrics import exposition as openmetrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vampire_detector.drift import (
@@ -43,6 +51,7 @@ from vampire_detector.drift import (
     confidence_reference,
 )
 from vampire_detector.predictor import Prediction, Predictor
+from vampire_detector.service.errors import REQUEST_ID
 
 log = logging.getLogger("vampire_detector.service.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -51,6 +60,7 @@ HTTP_LABELS = ("route", "method", "status")
 # A client may send any token as the method (h11 passes them on): anything else is "other", so
 # that random methods cannot grow a new series each.
 METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"}
+SHADOW_OUTCOMES = ("agree", "disagree", "error", "skipped")
 
 
 class ServiceMetrics:
@@ -83,6 +93,11 @@ class ServiceMetrics:
         self.gpu_allocated = Gauge("vampire_gpu_memory_allocated_bytes",
                                    "CUDA memory held by tensors", ["device"],
                                    multiprocess_mode="livesum", **on)
+        self.shadow = Counter("vampire_shadow_comparisons", "Portraits also sent to the shadow "
+                              "challenger, by outcome against the champion's verdict",
+                              ["outcome"], **on)
+        for outcome in SHADOW_OUTCOMES:  # born at zero, so that rate() sees the first one
+            self.shadow.labels(outcome)
         self.gpu_reserved = Gauge("vampire_gpu_memory_reserved_bytes",
                                   "CUDA memory held by the caching allocator", ["device"],
                                   multiprocess_mode="livesum", **on)
@@ -99,15 +114,27 @@ class ServiceMetrics:
             self.gpu_allocated.labels(str(index)).set(torch.cuda.memory_allocated(index))
             self.gpu_reserved.labels(str(index)).set(torch.cuda.memory_reserved(index))
 
-    def exposition(self) -> bytes:
-        """The text a scrape reads: this instance alone, or every worker's files added up."""
+    def exposition(self, openmetrics_format: bool = False) -> bytes:
+        """The text a scrape reads: this instance alone, or every worker's files added up.
+
+        In the OpenMetrics format (``openmetrics_format``) when the scraper asks for it: the
+        only one that carries exemplars.
+        """
         self.update_gpu_memory()
+        render = openmetrics.generate_latest if openmetrics_format else generate_latest
         folder = os.environ.get(MULTIPROC_ENV)
         if not folder:
-            return generate_latest(self.registry)
+            return render(self.registry)
         workers = CollectorRegistry()
         MultiProcessCollector(workers, path=folder)
-        return generate_latest(workers)
+        return render(workers)
+
+
+def negotiate(accept: str | None) -> tuple[bool, str]:
+    """Does the scraper's ``Accept`` header ask for OpenMetrics? And the content type to send."""
+    if choose_encoder(accept or "")[1].startswith("application/openmetrics-text"):
+        return True, openmetrics.CONTENT_TYPE_LATEST
+    return False, CONTENT_TYPE_LATEST
 
 
 Queued = tuple[float, np.ndarray]  # (perf_counter when queued, portrait)
@@ -171,12 +198,12 @@ def instrument_batches(predict: Callable[[np.ndarray], list[Prediction]],
     return run
 
 
-def _method_label(scope: Scope) -> str:
+def method_label(scope: Scope) -> str:
     method = scope.get("method", "")
     return method if method in METHODS else "other"
 
 
-def _route_label(scope: Scope, known: set[str]) -> str:
+def route_label(scope: Scope, known: set[str]) -> str:
     """The route template; a refused request that never reached routing keeps a known path."""
     route = scope.get("route")
     if route is not None:
@@ -205,9 +232,12 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, remember_status)
         finally:
-            labels = (_route_label(scope, self.known), _method_label(scope), str(status))
+            labels = (route_label(scope, self.known), method_label(scope), str(status))
             self.metrics.requests.labels(*labels).inc()
-            self.metrics.request_seconds.labels(*labels).observe(time.perf_counter() - start)
+            request_id = scope.get(REQUEST_ID)
+            self.metrics.request_seconds.labels(*labels).observe(
+                time.perf_counter() - start,
+                exemplar={"request_id": request_id} if request_id else None)
 
 
 def add_metrics(app: FastAPI, route: bool = True) -> ServiceMetrics:
@@ -220,10 +250,12 @@ def add_metrics(app: FastAPI, route: bool = True) -> ServiceMetrics:
 
     if route:
         @app.get("/metrics", include_in_schema=False)
-        async def scrape() -> Response:
+        async def scrape(request: Request) -> Response:
             # Rendering many series (or reading many workers' files) takes a while: off the loop.
-            text = await anyio.to_thread.run_sync(metrics.exposition)
-            return Response(text, media_type=CONTENT_TYPE_LATEST)
+            wanted, content_type = negotiate(request.headers.get("accept"))
+            text = await (anyio.to_thread.run_sync(metrics.exposition, True) if wanted else
+                          anyio.to_thread.run_sync(metrics.exposition))
+            return Response(text, headers={"Content-Type": content_type})
 
     for route in app.routes:  # a series born at zero lets rate() see its very first request
         for method in sorted(getattr(route, "methods", None) or ()):

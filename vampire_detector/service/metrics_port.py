@@ -20,16 +20,17 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CONTENT_TYPE_LATEST
+from vampire_detector.service.metrics import negotiate
 
 log = logging.getLogger("vampire_detector.service.metrics_port")
 READ_TIMEOUT_S = 5.0  # a scraper that stalls mid-request loses its connection, not a thread
 
 
 class MetricsPort:
-    """A threaded HTTP server whose one route, ``GET /metrics``, returns ``exposition()``."""
+    """A threaded HTTP server whose one route, ``GET /metrics``, returns ``exposition()``,
+    or ``exposition(True)`` (OpenMetrics, with exemplars) when the scraper asks for it."""
 
-    def __init__(self, exposition: Callable[[], bytes], host: str, port: int):
+    def __init__(self, exposition: Callable[..., bytes], host: str, port: int):
         self.exposition, self.host, self.port = exposition, host, port
         self.server: ThreadingHTTPServer | None = None
 
@@ -62,9 +63,10 @@ class MetricsPort:
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404, "only /metrics is served on this port")
                     return
-                body = exposition()
+                wanted, content_type = negotiate(self.headers.get("Accept"))
+                body = exposition(True) if wanted else exposition()
                 self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

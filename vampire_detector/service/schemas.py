@@ -48,6 +48,8 @@ class ReadyOut(BaseModel):
     ready: Literal[True] = True
     model_version: str
     runtime: str
+    shadow_version: str | None = Field(None, description="the challenger that watches in the "
+                                       "shadows, once loaded (Chapter 10)")
 
 
 class ErrorDetail(BaseModel):
@@ -62,3 +64,5 @@ class ErrorBody(BaseModel):
         "code": "too_large", "message": "images may be at most 2,000,000 bytes"}}]})
 
     error: ErrorDetail
+    request_id: str | None = Field(None, description="the request's id, as in its "
+                                   "X-Request-ID header and its log line (Chapter 10)")

@@ -66,11 +66,23 @@ class ServiceSettings(BaseSettings):
     metrics_port: int | None = Field(None, ge=0, le=65535, description="serve /metrics on this "
                                      "port only, from a thread (unset: on the service's port)")
     metrics_host: str = Field("0.0.0.0", description="the address the metrics port listens on")
+    access_log: bool = Field(True, description="one log line per request, on stderr (Chapter "
+                             "10); off: the request ids are still given and echoed")
+    log_format: Literal["json", "text"] = Field("json", description="the access log's lines: "
+                                                "JSON objects, or key=value pairs for a "
+                                                "terminal")
+    shadow_model_path: Path | None = Field(None, description="an ONNX challenger that judges "
+                                           "a copy of the traffic in the shadows: counted and "
+                                           "logged, never answered (Chapter 10)")
+    shadow_share: float = Field(1.0, ge=0, le=1, description="the share of requests copied to "
+                                "the shadow challenger, chosen by their request id")
 
     @model_validator(mode="after")
     def _files_exist(self) -> ServiceSettings:
         if self.model_path is not None and not self.model_path.is_file():
             raise ValueError(f"VAMPIRE_MODEL_PATH={self.model_path} is not a file")
+        if self.shadow_model_path is not None and not self.shadow_model_path.is_file():
+            raise ValueError(f"VAMPIRE_SHADOW_MODEL_PATH={self.shadow_model_path} is not a file")
         if self.api_keys_file is not None and not self.api_keys_file.is_file():
             raise ValueError(f"VAMPIRE_API_KEYS_FILE={self.api_keys_file} is not a file")
         return self
