@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -50,19 +51,38 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float,
 
 @contextlib.contextmanager
 def running_process(command: Sequence[str], url: str, *, ready_path: str, timeout_s: float,
-                    **popen: Any) -> Iterator[subprocess.Popen]:
-    """Start ``command``, wait until ``url + ready_path`` answers 200, and always stop it."""
-    process = subprocess.Popen(command, **popen)
-    try:
-        wait_until_ready(url, process, timeout_s, ready_path)
-        yield process
-    finally:
-        process.terminate()
+                    log: Path | None = None, **popen: Any) -> Iterator[subprocess.Popen]:
+    """Start ``command``, wait until ``url + ready_path`` answers 200, and always stop it.
+
+    With ``log``, everything the process prints goes to that file, as a log collector would
+    take it, and its last lines explain a process that never became ready."""
+    with contextlib.ExitStack() as stack:
+        if log is not None:
+            written = stack.enter_context(open(log, "wb"))
+            popen = {"stdout": written, "stderr": subprocess.STDOUT, **popen}
+        process = subprocess.Popen(command, **popen)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            try:
+                wait_until_ready(url, process, timeout_s, ready_path)
+            except (RuntimeError, TimeoutError) as error:
+                if log is None:
+                    raise
+                said = log.read_text(errors="replace").strip()[-2000:]
+                raise type(error)(f"{error}; it said:\n{said}") from None
+            yield process
+        finally:
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, and SIGKILL if it is still there ten seconds later."""
+    if process.poll() is None:
+        process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def group_members(group: int) -> list[int]:
@@ -116,13 +136,17 @@ def running_server_process(app: str, *, factory: bool = False,
                            timeout_s: float = 120.0, log_level: str = "warning",
                            workers: int = 1, server: str = "uvicorn",
                            threads: int = 1) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``running_server``, also yielding the process: to read its memory and CPU time."""
+    """``running_server``, also yielding the process: to read its memory and CPU time.
+
+    What the server prints (the service's access log: a line per request) goes to a file that
+    is removed with it, not to the caller's terminal or notebook."""
     port = free_port()
     command = server_command(app, port, factory=factory, workers=workers, log_level=log_level,
                              server=server, threads=threads)
     url = f"http://{HOST}:{port}"
-    with running_process(command, url, ready_path=ready_path, timeout_s=timeout_s,
-                         env={**os.environ, **(env or {})}) as process:
+    with tempfile.TemporaryDirectory(prefix="server-") as folder, running_process(
+            command, url, ready_path=ready_path, timeout_s=timeout_s, log=Path(folder) / "log",
+            env={**os.environ, **(env or {})}) as process:
         yield url, process
 
 
