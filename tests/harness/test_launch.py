@@ -20,9 +20,9 @@ def test_a_server_that_never_gets_ready_is_explained_by_its_own_output():
 
     from vampire_detector.harness.launch import running_server
 
-    with pytest.raises(RuntimeError, match="No module named 'no_such_castle'"):
-        with running_server("no_such_castle.app:app", timeout_s=60):
-            pass
+    with (pytest.raises(RuntimeError, match="No module named 'no_such_castle'"),
+          running_server("no_such_castle.app:app", timeout_s=60)):
+        pass
 
 
 def test_a_servers_access_log_goes_to_its_file_not_to_the_callers_terminal(capfd):
