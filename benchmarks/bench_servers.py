@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 from vampire_detector.bench import machine_summary, markdown_table
@@ -34,6 +35,11 @@ from vampire_detector.harness.servers import (
     search,
     summary_rows,
 )
+
+
+def today() -> str:
+    return datetime.now(timezone.utc).date().isoformat()
+
 
 SEARCH = Comparison(levels=(16,), requests=240, rounds=1, time_limit_s=15.0)
 
@@ -95,7 +101,7 @@ def run_search(comparison: Comparison, args: argparse.Namespace) -> None:
         chosen = {name: best([t for t in tried if t.server == name], args.p95_budget_ms)
                   for name in servers}
         args.json.write_text(json.dumps({
-            "machine": machine_summary(), "model": args.model,
+            "machine": machine_summary(), "date": today(), "model": args.model,
             "comparison": asdict(comparison), "p95_budget_ms": args.p95_budget_ms,
             "tried": [t.as_json() for t in tried],
             "best": {name: t.as_json() if t else None for name, t in chosen.items()}},
@@ -119,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown_table(summary_rows(results)))
     if args.json is not None:
         args.json.write_text(json.dumps({
-            "machine": machine_summary(), "model": args.model, "comparison": asdict(comparison),
+            "machine": machine_summary(), "date": today(), "model": args.model,
+            "comparison": asdict(comparison),
             "servers": {name: {"rows": measured.rows(name), "peak_rss": measured.peak_rss,
                                "startup_s": measured.startup_s}
                         for name, measured in results.items()}}, indent=2))

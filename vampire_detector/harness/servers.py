@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from vampire_detector.harness.launch import running_server_process
-from vampire_detector.harness.litserve_app import LitServeConfig, running_litserve
+from vampire_detector.harness.litserve_app import LitServe, LitServeConfig, running_litserve
 from vampire_detector.harness.loadtest import (
     Samples,
     Upload,
@@ -225,24 +225,33 @@ def workload() -> list[Upload]:
     return mixed_workload(make_portraits(64, seed=14)[0], bad_share=0)
 
 
+def endpoint_of(server: TorchServe | LitServe) -> tuple[str, Endpoint]:
+    """A server the caller already started, as the comparison's name and endpoint."""
+    if isinstance(server, TorchServe):
+        return TORCHSERVE, Endpoint(server.inference_url, f"/predictions/{server.name}",
+                                    server.process.pid)
+    return LITSERVE, Endpoint(server.url, server.path, server.process.pid)
+
+
 async def compare_servers(comparison: Comparison = QUICK, weights: Path | None = None, *,
-                          model: str = "vampirenet", running: TorchServe | None = None,
+                          model: str = "vampirenet",
+                          running: Sequence[TorchServe | LitServe] = (),
                           servers: Sequence[str] = SERVERS) -> dict[str, Measured]:
     """Start the servers on one model file, measure them, stop them; results by server name.
 
     ``weights``: the file to serve (default: ``model``'s file, see ``model_file``).
-    ``running``: a TorchServe already started on the same file with the comparison's setting
-    (the chapter starts its JVM once); it is measured, not started or stopped here.
+    ``running``: peers already started on the same file with the comparison's setting (the
+    chapter starts each once); they are measured, not started or stopped here.
     """
+    started = dict(endpoint_of(server) for server in running)
     startup = {}
     with tempfile.TemporaryDirectory(prefix="servers-") as folder, \
             contextlib.ExitStack() as stack:
         weights = weights or model_file(model, Path(folder) / "model")
         endpoints = {}
         for name in servers:
-            if name == TORCHSERVE and running is not None:
-                endpoints[name] = Endpoint(running.inference_url,
-                                           f"/predictions/{running.name}", running.process.pid)
+            if name in started:
+                endpoints[name] = started[name]
                 continue
             began = time.perf_counter()
             endpoints[name] = stack.enter_context(
