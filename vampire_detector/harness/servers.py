@@ -17,7 +17,8 @@ For TorchServe the tree is the launcher, the JVM and its Python worker; for LitS
 process and its inference workers.
 
 ``search`` tunes each server on its own over a small grid (``Setting``: workers, batch size,
-batch delay, model threads), in two stages, and ``best`` picks the setting with the highest
+batch delay, model threads), in two stages, the servers taking turns setting by setting,
+and ``best`` picks the setting with the highest
 throughput whose p95 latency stays within a budget: a comparison of tuned servers, not of one
 setting that may suit one of them.
 """
@@ -322,22 +323,33 @@ async def try_setting(name: str, weights: Path, setting: Setting, comparison: Co
 async def search_servers(comparison: Comparison, *, model: str = "vampirenet",
                          p95_budget_ms: float = 250.0, servers: Sequence[str] = SERVERS,
                          log: Callable[[str], None] = print) -> list[Tried]:
-    """Every server over the grid, in two stages; everything tried, in order."""
+    """Every server over the grid, in two stages; everything tried, in order.
+
+    The servers take turns setting by setting (all servers on the first setting, then all on
+    the second, ...), so that other work on the machine lands on all of them alike."""
     uploads, tried = workload(), []
     with tempfile.TemporaryDirectory(prefix="search-") as folder:
         weights = model_file(model, Path(folder) / "model")
-        for number, name in enumerate(servers):
-            mine: list[Tried] = []
-            for stage in (batching_grid, None):
-                grid = stage() if stage else layout_grid(
-                    (best(mine, p95_budget_ms) or max(mine, key=lambda t: t.throughput)).setting)
-                for setting in grid:
-                    result = await try_setting(name, weights, setting, comparison, uploads,
-                                               Path(folder) / f"{number}-{len(mine)}")
-                    log(f"{name}: {setting.label()}: {result.throughput:.1f} req/s, "
-                        f"p95 {result.p95_ms:.1f} ms")
-                    mine.append(result)
-            tried.extend(mine)
+
+        async def one(name: str, setting: Setting) -> None:
+            result = await try_setting(name, weights, setting, comparison, uploads,
+                                       Path(folder) / str(len(tried)))
+            log(f"{name}: {setting.label()}: {result.throughput:.1f} req/s, "
+                f"p95 {result.p95_ms:.1f} ms")
+            tried.append(result)
+
+        for setting in batching_grid():
+            for name in servers:
+                await one(name, setting)
+        layouts = {}
+        for name in servers:
+            mine = [t for t in tried if t.server == name]
+            chosen = best(mine, p95_budget_ms) or max(mine, key=lambda t: t.throughput)
+            layouts[name] = layout_grid(chosen.setting)
+        for turn in range(max(len(grid) for grid in layouts.values())):
+            for name in servers:
+                if turn < len(layouts[name]):
+                    await one(name, layouts[name][turn])
     return tried
 
 
