@@ -18,9 +18,10 @@ EXTRA_OF = {"service": "serve", "harness": "harness", "shipping": "shipping"}  #
 SERVING_ADAPTER = "torch_serving.py"  # a core module around the service: it needs both
 # Single modules whose dependencies are large or optional, each with the extra that serves it:
 # ExecuTorch (Chapter 11), MLflow and the rollback receiver that acts on it (Chapter 13), the
-# platforms' adapters and their client (14).
+# platforms' adapters and their client (14), LitServe's app (14; the harness starts it as its
+# own program).
 OWN_EXTRA = {"edge.py": "edge", "registry.py": "registry", "rollback.py": "registry",
-             "platforms.py": "harness"}
+             "platforms.py": "harness", "harness/litserve_app.py": "servers"}
 
 
 def requirement_names(requirements: list[str], extras: dict[str, list[str]]) -> set[str]:
@@ -45,7 +46,9 @@ def part_files(part: str) -> list[Path]:
         return [p for p in PACKAGE.glob("*.py") if p.name not in (SERVING_ADAPTER, *OWN_EXTRA)]
     if part in OWN_EXTRA:
         return [PACKAGE / part]
-    return [*(PACKAGE / part).rglob("*.py"), *([PACKAGE / SERVING_ADAPTER] * (part == "service"))]
+    own = {PACKAGE / name for name in OWN_EXTRA}
+    return [*(p for p in (PACKAGE / part).rglob("*.py") if p not in own),
+            *([PACKAGE / SERVING_ADAPTER] * (part == "service"))]
 
 
 def third_party_imports(files: list[Path]) -> set[str]:

@@ -72,3 +72,22 @@ def test_the_entry_point_loads_once_then_handles(monkeypatch):
     (answer,) = torchserve_handler.handle(
         [{"data": to_png(make_portraits(1, seed=2)[0][0])}], Context())
     assert answer["label"] in {"human", "vampire"}
+
+
+def test_an_archived_onnx_file_runs_in_onnx_runtime_with_the_same_answers(tmp_path):
+    from vampire_detector.onnx_export import export_trained
+
+    onnx_file = export_trained("vampirenet", tmp_path / "vampirenet.onnx")
+    context = Context()
+    context.system_properties["model_dir"] = str(tmp_path)
+    context.manifest = {"model": {"serializedFile": onnx_file.name}}
+    onnx_handler = torchserve_handler.VampireHandler()
+    onnx_handler.initialize(context)
+    images = make_portraits(4, seed=21)[0]
+    batch = [{"data": to_png(image)} for image in images]
+    eager = torchserve_handler.VampireHandler()
+    eager.initialize(Context())
+    from_onnx, from_eager = onnx_handler.handle(batch, context), eager.handle(batch, Context())
+    assert [a["label"] for a in from_onnx] == [a["label"] for a in from_eager]
+    np.testing.assert_allclose([a["probability"] for a in from_onnx],
+                               [a["probability"] for a in from_eager], atol=1e-4)

@@ -13,6 +13,10 @@ service. A request whose bytes are not a portrait gets its own 4xx (``context.
 set_response_status``) while the rest of its batch is answered normally: one bad upload must not
 fail thirty-one good ones.
 
+The archived file may also be an ONNX file (``.onnx``, e.g. the production INT8 ResNet-18):
+the handler then runs it with ONNX Runtime (``ort_detector``) instead of eager PyTorch, with the
+same decoding, so that every server of Chapter 14 can run the same model file.
+
 This module needs no TorchServe to import (the tests drive it with stand-in contexts); the
 archive names its ``handle`` function as the entry point (``--handler
 torchserve_handler.py:handle``).
@@ -23,6 +27,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import IMAGE_SIZE, LABELS
 from vampire_detector.predictor import softmax
 from vampire_detector.tensors import to_batch
@@ -89,25 +95,50 @@ def decode(data: bytes, side: int = IMAGE_SIZE) -> np.ndarray | Refusal:
     return np.asarray(rgb, dtype=np.uint8)
 
 
+Probabilities = Callable[[np.ndarray], np.ndarray]  # uint8 (N, H, W, 3) -> (N, 2)
+
+
+def load_probabilities(weights: Path, threads: int = 1) -> Probabilities:
+    """The model in ``weights`` as one function from portraits to class probabilities: an ONNX
+    file runs in ONNX Runtime, a ``.pt`` file (its notes name the architecture) in eager
+    PyTorch. The other servers of Chapter 14 load their model through this function too."""
+    if weights.suffix == ".onnx":
+        return OrtDetector(weights, threads=threads).probabilities
+    notes = weights.with_suffix(".json")
+    arch = json.loads(notes.read_text())["config"]["arch"] if notes.exists() else "vampirenet"
+    torch.set_num_threads(threads)
+    model = load_model(arch, path=weights, device=torch.device("cpu"))
+
+    @torch.inference_mode()
+    def probabilities(images: np.ndarray) -> np.ndarray:
+        return softmax(model(to_batch(images)).numpy())
+
+    return probabilities
+
+
+def label_of(probabilities: np.ndarray) -> dict[str, Any]:
+    """The JSON answer for one portrait's class probabilities."""
+    return {"label": LABELS[int(probabilities.argmax())],
+            "probability": float(probabilities.max())}
+
+
 class VampireHandler:
     """TorchServe's three steps for VampireNet; ``handle`` ties them together."""
 
     def __init__(self) -> None:
-        self.model: torch.nn.Module | None = None
+        self.probabilities: Probabilities | None = None
         self.initialized = False
 
     def initialize(self, context: Any) -> None:
-        """Load the archived weights: ``model_dir`` and the manifest come from TorchServe."""
+        """Load the archived model: ``model_dir`` and the manifest come from TorchServe."""
         model_dir = Path(context.system_properties["model_dir"])
         weights = model_dir / context.manifest["model"]["serializedFile"]
-        notes = weights.with_suffix(".json")
-        arch = json.loads(notes.read_text())["config"]["arch"] if notes.exists() else "vampirenet"
-        torch.set_num_threads(int(os.environ.get("VAMPIRE_THREADS", "1")))
-        self.model = load_model(arch, path=weights, device=torch.device("cpu"))
+        self.probabilities = load_probabilities(weights,
+                                                int(os.environ.get("VAMPIRE_THREADS", "1")))
         self.initialized = True
 
-    def preprocess(self, requests: list[Any]) -> tuple[torch.Tensor | None, list[Refusal | None]]:
-        """The good portraits as one normalised batch, and a refusal (or None) per request."""
+    def preprocess(self, requests: list[Any]) -> tuple[np.ndarray | None, list[Refusal | None]]:
+        """The good portraits as one ``uint8`` batch, and a refusal (or None) per request."""
         images, refusals = [], []
         for request in requests:
             data = request_bytes(request)
@@ -117,25 +148,20 @@ class VampireHandler:
             else:
                 refusals.append(None)
                 images.append(image)
-        return (to_batch(np.stack(images)) if images else None), refusals
+        return (np.stack(images) if images else None), refusals
 
-    @torch.inference_mode()
-    def inference(self, batch: torch.Tensor) -> np.ndarray:
-        """Class probabilities ``(N, 2)`` for a normalised batch, in one model call."""
-        if self.model is None:
+    def inference(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities ``(N, 2)`` for a batch of portraits, in one model call."""
+        if self.probabilities is None:
             raise RuntimeError("initialize() must load the model before inference")
-        return softmax(self.model(batch).numpy())
+        return self.probabilities(batch)
 
     def postprocess(self, probabilities: np.ndarray | None,
                     refusals: list[Refusal | None]) -> list[dict[str, Any]]:
         """One JSON-ready answer per request, in request order."""
         answers, good = [], iter(probabilities if probabilities is not None else [])
         for refusal in refusals:
-            if refusal is not None:
-                answers.append(refusal.body())
-                continue
-            p = next(good)
-            answers.append({"label": LABELS[int(p.argmax())], "probability": float(p.max())})
+            answers.append(refusal.body() if refusal is not None else label_of(next(good)))
         return answers
 
     def handle(self, requests: list[Any], context: Any) -> list[dict[str, Any]]:

@@ -47,6 +47,10 @@ def test_the_soak_report_gives_memory_in_mebibytes_and_the_verdict():
     (servers, ["--levels", "0"], "concurrency must be at least 1"),
     (servers, ["--rounds", "0"], "must be at least 1"),
     (access_log, ["--rounds", "0"], "must be at least 1"),
+    (servers, ["--workers", "0"], "workers must be at least 1"),
+    (servers, ["--quick", "--search"], "choose one"),
+    (servers, ["--search", "--p95-budget-ms", "0"], "p95-budget-ms must be a positive"),
+    (servers, ["--model", "gpt"], "invalid choice"),
 ])
 def test_the_scripts_refuse_numbers_that_would_measure_nothing(script, args, complaint, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -75,3 +79,39 @@ def test_the_kept_naive_image_result_has_what_chapter_7_reads(repo_root):
     for image in (shipped, naive):
         assert {"bytes", "build_s", "start_to_ready_s", "label"} <= image.keys()
     assert kept["size_ratio"] == round(naive["bytes"] / shipped["bytes"], 1)
+
+
+def test_the_servers_benchmark_keeps_quick_fixed_and_search_separate():
+    from vampire_detector.harness.servers import QUICK
+
+    quick, args = servers.parse(["--quick", "--model", "int8"])
+    assert quick == QUICK and args.model == "int8" and not args.search
+    found, args = servers.parse(["--search", "--p95-budget-ms", "120"])
+    assert found == servers.SEARCH and args.search and args.p95_budget_ms == 120
+    chosen, _ = servers.parse(["--levels", "2", "8", "--workers", "2", "--max-batch", "16"])
+    assert chosen.levels == (2, 8) and chosen.setting.workers == 2
+    assert chosen.setting.max_batch == 16
+
+
+def test_the_search_writes_every_setting_tried_and_the_best_per_server(monkeypatch, tmp_path,
+                                                                       capsys):
+    from vampire_detector.harness.servers import Setting, Tried
+
+    tried = [Tried("A", Setting(1, 8, 2, 1), 100.0, 50.0, 0),
+             Tried("A", Setting(1, 16, 5, 1), 300.0, 400.0, 0),  # fastest, over the budget
+             Tried("A", Setting(2, 8, 2, 1), 200.0, 90.0, 0),
+             Tried("B", Setting(1, 8, 2, 1), 150.0, 500.0, 0)]  # nothing within the budget
+    monkeypatch.setattr(servers, "search", lambda comparison, **_: tried)
+    monkeypatch.setattr(servers, "machine_summary", lambda: "a test box")
+    out = tmp_path / "search.json"
+    servers.main(["--search", "--p95-budget-ms", "100", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "Measured on: a test box" in printed and "p95 budget 100 ms" in printed
+    assert "| A | 2 worker(s) x 1 thread(s), batch 8, 2 ms | 200.0 | 90.0 | 0 |" in printed
+    assert "| B | none within p95 100 ms |" in printed
+    import json
+
+    numbers = json.loads(out.read_text())
+    assert len(numbers["tried"]) == 4 and numbers["best"]["B"] is None
+    assert numbers["best"]["A"]["setting"] == {"workers": 2, "max_batch": 8,
+                                               "max_wait_ms": 2, "threads": 1}

@@ -83,7 +83,7 @@ FIGURES = {
     "book/10_monitoring": ["Figure 10.1"],
     "book/12_security": ["Figure 12.1", "Figure 12.2", "Figure 12.3"],
     "book/13_release": ["Figure 13.1", "Figure 13.2"],
-    "book/14_servers": ["Figure 14.1"],
+    "book/14_servers": ["Figure 14.1", "Figure 14.2"],
     "book/15_capstone": ["Figure 15.1", "Figure 15.2", "Figure 15.3"],
 }
 
