@@ -38,10 +38,11 @@ def shipped_rules() -> Path:
 
 
 def write_config(folder: Path, target: str, rules: Path | None = None,
-                 interval: str = "1s") -> Path:
+                 interval: str = "1s", alertmanager: str | None = None) -> Path:
     """A configuration scraping ``target`` (``host:port``) with ``rules``, alerts held 1 s.
 
-    ``rules`` defaults to the shipped alert rules.
+    ``rules`` defaults to the shipped alert rules. With ``alertmanager`` (its URL), firing
+    alerts are sent there, as in production.
     """
     groups = yaml.safe_load((rules or shipped_rules()).read_text())
     for group in groups["groups"]:
@@ -53,6 +54,9 @@ def write_config(folder: Path, target: str, rules: Path | None = None,
               "rule_files": [str(folder / "alerts.yml")],
               "scrape_configs": [{"job_name": "vampire-detector",
                                   "static_configs": [{"targets": [target]}]}]}
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [
+            {"targets": [alertmanager.removeprefix("http://")]}]}]}
     path = folder / "prometheus.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -60,12 +64,15 @@ def write_config(folder: Path, target: str, rules: Path | None = None,
 
 @contextlib.contextmanager
 def running_prometheus(folder: Path, service_url: str, rules: Path | None = None,
-                       timeout_s: float = 60.0) -> Iterator[Prometheus]:
-    """Run Prometheus scraping ``service_url`` with its data in ``folder``; always stop it."""
+                       timeout_s: float = 60.0,
+                       alertmanager: str | None = None) -> Iterator[Prometheus]:
+    """Run Prometheus scraping ``service_url`` with its data in ``folder``; always stop it.
+    With ``alertmanager`` (a URL), it sends its firing alerts there."""
     binary = find_prometheus()
     if binary is None:
         raise FileNotFoundError(f"no `prometheus` on PATH: {INSTALL_HINT}")
-    config = write_config(folder, service_url.removeprefix("http://"), rules)
+    config = write_config(folder, service_url.removeprefix("http://"), rules,
+                          alertmanager=alertmanager)
     url = f"http://{HOST}:{free_port()}"
     command = [binary, f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
                f"--web.listen-address={url.removeprefix('http://')}", "--log.level=warn"]
