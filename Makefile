@@ -132,7 +132,7 @@ $(MODEL_FILE): $(STAMP) vampire_detector/weights/vampirenet.pt vampire_detector/
 		export_trained('vampirenet', '$@')"
 	sha256sum $@ > $@.sha256
 
-# The serving and Lambda images, built for real (Docker, or buildah where there is no engine)
+# The serving, Lambda and CUDA images, built for real (Docker, or buildah where there is no engine)
 # from the exported model file, then started and probed: see tools/build_images.py.
 images: $(STAMP) model-file
 	$(BIN)/python tools/build_images.py --json _build/images.json

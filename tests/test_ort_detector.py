@@ -11,6 +11,7 @@ from vampire_detector.ort_detector import (
     OrtDetector,
     load_session,
     pick_providers,
+    require_loaded,
     session_options,
 )
 from vampire_detector.portraits import make_portraits
@@ -100,3 +101,16 @@ def test_bad_settings_get_clear_errors():
     with pytest.raises(ValueError, match="available"):
         pick_providers(["NoSuchExecutionProvider"])
     assert pick_providers([CPU]) == [CPU]
+
+
+class SessionThatFellBack:
+    """What a GPU build's session reports where CUDA's libraries are missing: only the CPU."""
+
+    def get_providers(self):
+        return [CPU]
+
+
+def test_a_provider_asked_for_by_name_must_have_loaded(onnx_path):
+    with pytest.raises(RuntimeError, match=r"CUDAExecutionProvider did not load.*CPUExecution"):
+        require_loaded(SessionThatFellBack(), ["CUDAExecutionProvider"])
+    require_loaded(load_session(onnx_path, providers=[CPU]), [CPU])  # loaded: no error

@@ -6,8 +6,11 @@
 The serving image must start as its own (non-root) user, say ready, name a portrait's verdict
 and refuse a non-image with a 4xx; the Lambda image must answer a recorded API Gateway event
 through its handler, inside the image. Anything else fails loudly, with what the image said.
-The CUDA image's base (nvidia/cuda) is not built here: its registry may be unreachable and no
-GPU is needed to check its Dockerfile, which the deployment tests lint.
+The CUDA image is built as well, from NVIDIA's base with Docker; buildah, which cannot reach
+that base, builds it on the Debian stand-in, which has no CUDA libraries. Either way no GPU is
+at hand, so its probe checks what can be checked without one: the GPU build of ONNX Runtime
+is inside, the image refuses to serve as shipped instead of quietly using the CPU, and with
+``VAMPIRE_PROVIDER=cpu`` the rest of it serves.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ from vampire_detector.harness.images import (  # noqa: E402
     ensure_base,
     find_builder,
     model_digest,
+    probe_cuda,
     probe_lambda,
     probe_serving,
 )
 
 MODEL_FILE = ROOT / "models" / "vampirenet.onnx"
 SERVING = ROOT / "deploy" / "docker" / "Dockerfile"
+CUDA = ROOT / "deploy" / "docker" / "Dockerfile.cuda"
 LAMBDA = ROOT / "deploy" / "lambda" / "Dockerfile"
 EVENT = ROOT / "deploy" / "lambda" / "events" / "v2-predict.json"
 
@@ -69,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         report["lambda"] = probe_lambda(builder, lambda_, EVENT)
     except ImageProblem as problem:
         raise SystemExit(f"the Lambda image {lambda_} failed its probe: {problem}") from None
+    cuda = f"{serving}-cuda"
+    cuda_base = {} if builder.name == "docker" else {"CUDA_IMAGE": base}  # no CUDA inside
+    report["cuda_base"] = cuda_base.get("CUDA_IMAGE", "nvidia/cuda (the Dockerfile's)")
+    report["cuda_build_s"] = round(builder.build(CUDA, cuda, ROOT, build_args=cuda_base), 1)
+    report["cuda_bytes"] = builder.size(cuda)
+    try:
+        report["cuda"] = probe_cuda(builder, cuda)
+    except ImageProblem as problem:
+        raise SystemExit(f"the CUDA image {cuda} failed its probe: {problem}") from None
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

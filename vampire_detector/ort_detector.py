@@ -65,8 +65,25 @@ def load_session(path: str | Path, threads: int | None = None, optimization: str
                  providers: Sequence[str] | None = None) -> ort.InferenceSession:
     """An inference session for the ONNX file at ``path``, with a clear error when it is missing."""
     path = require_file(path)
-    return ort.InferenceSession(str(path), session_options(threads, optimization),
-                                providers=pick_providers(providers))
+    session = ort.InferenceSession(str(path), session_options(threads, optimization),
+                                   providers=pick_providers(providers))
+    require_loaded(session, providers or ())
+    return session
+
+
+def require_loaded(session: ort.InferenceSession, wanted: Sequence[str]) -> None:
+    """Fail when a provider asked for by name did not load.
+
+    A GPU build of onnxruntime lists CUDA as available even where its libraries (CUDA, cuDNN)
+    or the driver are missing; the session then prints an error and runs on the CPU. Asked for
+    by name, that silent fall back becomes an error at start.
+    """
+    lost = [name for name in wanted if name not in session.get_providers()]
+    if lost:
+        raise RuntimeError(f"{', '.join(lost)} did not load, so the session would run on "
+                           f"{', '.join(session.get_providers())}: onnxruntime's own error in "
+                           f"the log names the missing library (onnxruntime-gpu {ort.__version__} "
+                           "needs the CUDA and cuDNN versions it was built for, and a driver)")
 
 
 class OrtDetector(Predictor):

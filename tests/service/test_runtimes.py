@@ -5,6 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
+from vampire_detector.detector import Detector
+from vampire_detector.onnx_export import export_onnx
 from vampire_detector.service.runtimes import load_predictor
 from vampire_detector.service.settings import ServiceSettings
 
@@ -33,3 +35,16 @@ def test_the_shipped_loader_refuses_torch_runtimes_with_a_way_out(runtime):
 def test_the_shipped_loader_needs_a_model_file():
     with pytest.raises(ValueError, match="VAMPIRE_MODEL_PATH"):
         load_predictor(ServiceSettings(runtime="onnx"))
+
+
+def test_the_provider_setting_reaches_the_session(monkeypatch, tmp_path):
+    model = export_onnx(Detector.from_weights("vampirenet").model, tmp_path / "v.onnx")
+    monkeypatch.setenv("VAMPIRE_PROVIDER", "cpu")
+    loaded = load_predictor(ServiceSettings(model_path=model))
+    assert loaded.predictor.session.get_providers() == ["CPUExecutionProvider"]
+    # CUDA asked for by name on a build without it: no start, and the reason is named.
+    with pytest.raises(ValueError, match="no CUDAExecutionProvider"):
+        load_predictor(ServiceSettings(model_path=model, provider="cuda"))
+    monkeypatch.setenv("VAMPIRE_PROVIDER", "gpu")
+    with pytest.raises(pydantic.ValidationError, match="provider"):
+        ServiceSettings()

@@ -27,7 +27,7 @@ import ssl
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,10 +177,11 @@ def model_digest(model_file: Path) -> str:
 @contextlib.contextmanager
 def running_container(builder: Builder, tag: str, *, port: int | None = None,
                       env: dict[str, str] | None = None,
-                      ready_path: str = "/ready", timeout_s: float = 120.0
-                      ) -> Iterator[tuple[str, float]]:
+                      ready_path: str = "/ready", ready_statuses: Container[int] = (200,),
+                      timeout_s: float = 120.0) -> Iterator[tuple[str, float]]:
     """Start ``tag``'s own command (its CMD, as its USER), serving on a free loopback port;
-    yield the URL and the seconds from start to ready; always stop it."""
+    yield the URL and the seconds until ``ready_path`` answers one of ``ready_statuses``;
+    always stop it."""
     config = builder.config(tag)
     command = list(config["Cmd"])
     port = port or free_port()
@@ -205,7 +206,7 @@ def running_container(builder: Builder, tag: str, *, port: int | None = None,
     url = f"http://{HOST}:{port}"
     try:
         try:
-            wait_until_ready(url, process, timeout_s, ready_path)
+            wait_until_ready(url, process, timeout_s, ready_path, ready_statuses)
         except RuntimeError as error:  # it exited: what it said is the reason
             said = process.stderr.read().decode(errors="replace").strip()[-1500:]
             raise RuntimeError(f"{error}; it said:\n{said}") from None
@@ -240,12 +241,13 @@ def check(condition: bool, message: str) -> None:
         raise ImageProblem(message)
 
 
-def probe_serving(builder: Builder, tag: str) -> dict[str, object]:
+def probe_serving(builder: Builder, tag: str,
+                  env: dict[str, str] | None = None) -> dict[str, object]:
     """Start the image's own command; ask it what a border guard and a prankster would."""
     uid = run_in_image(builder, tag, ["python", "-c", "import os; print(os.getuid())"]).strip()
     check(uid not in ("", "0"), f"the image runs as root (uid {uid!r})")
     portrait = to_png(make_portraits(1, seed=3)[0][0])
-    with running_container(builder, tag) as (url, ready_s), httpx.Client(
+    with running_container(builder, tag, env=env) as (url, ready_s), httpx.Client(
             base_url=url, timeout=30, trust_env=False) as client:
         check(client.get("/ready").status_code == 200, "/ready is not 200 once ready")
         answer = client.post("/predict", files={"image": ("p.png", portrait, "image/png")})
@@ -271,3 +273,28 @@ def probe_lambda(builder: Builder, tag: str, event_file: Path) -> dict[str, obje
         "PYTHONPATH": env.get("LAMBDA_TASK_ROOT", "/var/task")}).strip().splitlines()[-1])
     check(answer.get("statusCode") == 200, f"the handler answered {answer}")
     return {"statusCode": answer["statusCode"], "body": json.loads(answer["body"])}
+
+
+def probe_cuda(builder: Builder, tag: str, timeout_s: float = 60.0) -> dict[str, object]:
+    """The GPU image where no GPU (or no CUDA library) is: it must carry the GPU build of
+    ONNX Runtime, refuse to serve as shipped rather than fall back to the CPU unseen (its
+    liveness check says why), and, told to use the CPU, serve like the CPU image."""
+    code = "import onnxruntime as o; print(o.__version__, *o.get_available_providers())"
+    version, *available = run_in_image(builder, tag, ["python", "-c", code]).split()
+    check("CUDAExecutionProvider" in available,
+          f"onnxruntime {version} in the image is not the GPU build: it offers {available}")
+    with running_container(builder, tag, ready_path="/health", ready_statuses=(200, 503),
+                           timeout_s=timeout_s) as (url, _), httpx.Client(
+            base_url=url, timeout=10, trust_env=False) as client:
+        deadline = time.monotonic() + timeout_s
+        while (health := client.get("/health")).status_code == 200:
+            check(client.get("/ready").status_code != 200,
+                  "without CUDA the image got ready anyway: it would serve on the CPU")
+            check(time.monotonic() < deadline, f"neither ready nor failed in {timeout_s:.0f} s")
+            time.sleep(0.2)
+    reason = health.json()["error"]["message"]
+    check("CUDAExecutionProvider did not load" in reason,
+          f"it failed, but not for want of CUDA: {reason}")
+    return {"onnxruntime": version, "providers_in_build": available,
+            "as_shipped_without_cuda": reason,
+            "on_the_cpu": probe_serving(builder, tag, env={"VAMPIRE_PROVIDER": "cpu"})}

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ def free_port() -> int:
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float,
-                     path: str = "/ready") -> None:
-    """Poll ``url + path`` until it answers 200; fail early if the process dies."""
+                     path: str = "/ready", statuses: Container[int] = (200,)) -> None:
+    """Poll ``url + path`` until it answers with one of ``statuses``; fail early if the
+    process dies."""
     deadline = time.monotonic() + timeout_s
     with httpx.Client(base_url=url, timeout=1.0, trust_env=False) as client:  # no proxies
         while time.monotonic() < deadline:
@@ -43,7 +44,7 @@ def wait_until_ready(url: str, process: subprocess.Popen, timeout_s: float,
                 raise RuntimeError(f"the server exited with code {process.returncode} "
                                    "before it was ready")
             with contextlib.suppress(httpx.TransportError):
-                if client.get(path).status_code == 200:
+                if client.get(path).status_code in statuses:
                     return
             time.sleep(0.1)
     raise TimeoutError(f"{url}{path} was not ready within {timeout_s:.0f} s")

@@ -13,12 +13,18 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from vampire_detector.ort_detector import OrtDetector
+from vampire_detector.ort_detector import CPU, OrtDetector
 from vampire_detector.predictor import Predictor
 from vampire_detector.service.settings import ServiceSettings
 
 TORCH_HINT = ("the {runtime} runtime needs PyTorch, which the serving image leaves out: start "
               "vampire_detector.torch_serving:create_app instead")
+
+
+# VAMPIRE_PROVIDER: "auto" lets ONNX Runtime use CUDA when it can and the CPU otherwise; a
+# named provider must load, or the service does not start (a GPU pod that quietly serves on
+# its CPU is slower, dearer and looks healthy).
+PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": ["CUDAExecutionProvider"]}
 
 
 @dataclass(frozen=True)
@@ -33,14 +39,15 @@ def file_digest(path: Path) -> str:
 
 
 def load_predictor(settings: ServiceSettings) -> LoadedModel:
-    """The ONNX model that ``settings`` name, on the CPU, with its version string."""
+    """The ONNX model that ``settings`` name, on their provider, with its version string."""
     if settings.runtime != "onnx":
         raise ValueError(TORCH_HINT.format(runtime=settings.runtime))
     if settings.model_path is None:
         raise ValueError("set VAMPIRE_MODEL_PATH to an .onnx file (export one with "
                          "vampire_detector.onnx_export.export_onnx)")
     predictor = OrtDetector(settings.model_path, threads=settings.threads,
-                            batch_size=settings.max_batch_size)
+                            batch_size=settings.max_batch_size,
+                            providers=PROVIDERS[settings.provider])
     return LoadedModel(predictor, model_version(settings, settings.model_path))
 
 

@@ -34,6 +34,10 @@ class ServiceSettings(BaseSettings):
                                       "default: derived from the model file")
     image_size: int = Field(IMAGE_SIZE, ge=8, le=1024,
                             description="the model's input side, in pixels")
+    provider: Literal["auto", "cpu", "cuda"] = Field("auto", description="where ONNX Runtime "
+                                                    "runs: auto (CUDA when this build has it "
+                                                    "and it loads, else the CPU), cpu, or cuda "
+                                                    "(refuse to start without it)")
     threads: int = Field(1, ge=1, le=64, description="intra-op threads of the one model call "
                          "that runs at a time")
     max_batch_size: int = Field(16, ge=1, le=1024, description="most images per model call")
