@@ -9,7 +9,7 @@ CHAPTERS := $(wildcard book/*.md)
 RECORD := $(if $(wildcard tools/nbval_record.py),-p tools.nbval_record --record-outputs)
 
 .PHONY: help env book test lint unit grade stubs mistakes student-check sync notebooks book-cache browser \
-	notebooks-sync weights-cache model-file images exercises weights screenshots serve bench lock clean web-demo
+	notebooks-sync weights-cache model-file images azureml-env exercises weights screenshots serve bench lock clean web-demo
 
 help:
 	@echo "make book       build the HTML book into _build/html (needs npm for the in-browser demo)"
@@ -22,6 +22,8 @@ help:
 	@echo "make screenshots  retake the README's screenshots of the book"
 	@echo "make bench      the capstone's performance ledger and 10,000-request soak (_build/bench/)"
 	@echo "make serve      run the detection service on http://127.0.0.1:8000 (docs at /docs)"
+	@echo "make images     build the serving, Lambda and CUDA images and probe them"
+	@echo "make azureml-env  Azure's inference server for Chapter 14, in _build/azureml-env"
 
 env: $(STAMP)
 
@@ -56,7 +58,7 @@ lint: $(STAMP)
 # The project's own tests, in UNIT_WORKERS processes (pytest-xdist): most of them wait on servers
 # and subprocesses, so two processes finish sooner even on two cores.
 UNIT_WORKERS ?= 2
-unit: $(STAMP) weights-cache model-file
+unit: $(STAMP) weights-cache model-file azureml-env
 	$(BIN)/python -m pytest tests --ignore=tests/browser --ignore=tests/grading/test_mistakes.py \
 		-n $(UNIT_WORKERS)
 
@@ -89,7 +91,7 @@ sync: $(STAMP)
 # are not compared). VAMPIRE_QUICK=1 cuts benchmark repetitions; a plain `make book` runs them in
 # full. The outputs are kept (tools/nbval_record.py) for the book: see book-cache. jupytext's
 # `--to PREFIX//ipynb` writes beside each chapter's folder, so ../ lands the copies in $(NOTEBOOKS).
-notebooks: $(STAMP) weights-cache
+notebooks: $(STAMP) weights-cache azureml-env
 	@rm -rf $(NOTEBOOKS) && mkdir -p $(NOTEBOOKS)
 	$(BIN)/jupytext --quiet --from myst --to ../$(NOTEBOOKS)//ipynb $(CHAPTERS)
 	VAMPIRE_QUICK=1 $(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS) -p no:cacheprovider $(RECORD)
@@ -131,6 +133,17 @@ $(MODEL_FILE): $(STAMP) vampire_detector/weights/vampirenet.pt vampire_detector/
 	$(BIN)/python -c "from vampire_detector.onnx_export import export_trained; \
 		export_trained('vampirenet', '$@')"
 	sha256sum $@ > $@.sha256
+
+# Azure's inference server for Chapter 14's scoring script, in a virtual environment of its own:
+# it pins pydantic and OpenTelemetry below the course's versions (deploy/azureml/requirements.txt).
+AZUREML_ENV := _build/azureml-env
+azureml-env: $(AZUREML_ENV)/.installed
+$(AZUREML_ENV)/.installed: deploy/azureml/requirements.txt
+	rm -rf $(AZUREML_ENV)
+	$(PYTHON) -m venv $(AZUREML_ENV)
+	$(AZUREML_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r deploy/azureml/requirements.txt
+	touch $@
 
 # The serving, Lambda and CUDA images, built for real (Docker, or buildah where there is no engine)
 # from the exported model file, then started and probed: see tools/build_images.py.

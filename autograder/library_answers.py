@@ -42,6 +42,8 @@ CLOSED: dict[str, dict[str, str]] = {
     # test (13.3: a likelihood-ratio test, not the exercise's z-test, but a decision all the same)
     "ch13_release": {"vampire_detector.release_gate": "13.1", "vampire_detector.rollout": "13.2",
                      "vampire_detector.ab_simulation": "13.3"},
+    # the Vertex adapter (14.3): the platforms' routes and the JSON instances reader in uploads
     "ch14_servers": {"vampire_detector.torchserve_handler": "14.1",
-                     "vampire_detector.platforms": "14.3"},
+                     "vampire_detector.platforms": "14.3",
+                     "vampire_detector.service.uploads": "14.3"},
 }

@@ -24,9 +24,6 @@ service's one error body with a 4xx and a reason, never a 500.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -40,6 +37,7 @@ from vampire_detector.service import app as service_app
 from vampire_detector.service.auth import HEADER
 from vampire_detector.service.errors import ServiceError
 from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.service.uploads import instances_of
 from vampire_detector.torch_serving import load_any
 
 SAGEMAKER_PORT = 8080
@@ -165,34 +163,6 @@ def sagemaker_app(settings: ServiceSettings | None = None, *,
     app.state.platform = {"name": "sagemaker", "port": SAGEMAKER_PORT,
                           "health": "/ping", "predict": "/invocations"}
     return app
-
-
-def instances_of(body: bytes, most: int) -> list[bytes]:
-    """The image bytes of a Vertex request, or a 400 that says what is wrong with it."""
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ServiceError(400, "not_json", 'the body must be JSON: {"instances": '
-                           '[{"b64": "..."}]}') from error
-    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
-        raise ServiceError(400, "no_instances", 'the body must be a JSON object with an '
-                           '"instances" list')
-    instances = payload["instances"]
-    if not instances:
-        raise ServiceError(400, "no_instances", "send at least one instance")
-    if len(instances) > most:
-        raise ServiceError(413, "too_many_instances", f"send at most {most} instances")
-    images = []
-    for index, instance in enumerate(instances):
-        if not isinstance(instance, dict) or not isinstance(instance.get("b64"), str):
-            raise ServiceError(400, "bad_instance", f'instances[{index}] must be an object '
-                               'with the image as a base64 string under "b64"')
-        try:
-            images.append(base64.b64decode(instance["b64"], validate=True))
-        except (binascii.Error, ValueError) as error:
-            raise ServiceError(400, "bad_base64", f"instances[{index}].b64 is not valid "
-                               "base64") from error
-    return images
 
 
 def vertex_routes(env: Mapping[str, str]) -> tuple[int, str, str]:

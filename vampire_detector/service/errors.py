@@ -3,8 +3,9 @@
 Introduced in Chapter 6.
 
 A client at the border should never have to parse three different error shapes, and a bad
-request must never surface as a 500. Every refusal in the service raises ``ServiceError`` (or one
-of FastAPI's own exceptions), and the handlers below turn all of them into the same JSON body.
+request must never surface as a 500. Every refusal in the service raises ``ServiceError`` (from
+``refusal``, or one of FastAPI's own exceptions), and the handlers below turn all of them into
+the same JSON body.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+# Raised everywhere and answered here; it lives in ``refusal`` so that ``uploads`` needs no
+# FastAPI. The ``as`` says that this module passes it on.
+from vampire_detector.service.refusal import ServiceError as ServiceError
+
 log = logging.getLogger("vampire_detector.service")
 
 # Codes for the HTTP errors that FastAPI or Starlette raise before our code runs.
@@ -25,20 +30,6 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 RETRY_AFTER_S = 1  # when to come back after a 503 (busy, loading, shutting down)
 REQUEST_ID = "vampire.request_id"  # the scope key where request_log.RequestLog puts the id
 REQUEST_ID_HEADER = "X-Request-ID"
-
-
-class ServiceError(Exception):
-    """A refusal with an HTTP status, a stable machine-readable code and a human message.
-
-    A 503 or 429 also tells the client when to retry (``retry_after``, in whole seconds); a
-    401 says how to authenticate (``headers``: ``WWW-Authenticate``).
-    """
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.retry_after, self.headers = retry_after, dict(headers or {})
 
 
 def error_response(status: int, code: str, message: str, retry_after: int | None = None,

@@ -57,7 +57,7 @@ MISTAKES = [
             replace=(("    if isinstance(threshold, bool) or not isinstance(threshold, (int, "
                       "float)) \\\n            or not 0 < threshold < 1:", "    if False:"),)),
     Mistake("copies-the-library", "14.3", "write it yourself",
-            append=("from vampire_detector.platforms import instances_of  # noqa\n\n\n"
+            append=("from vampire_detector.service.uploads import instances_of  # noqa\n\n\n"
                     "def parse_vertex_request(body, max_instances=16):\n"
                     "    return instances_of(body, max_instances), 0.5\n")),
 ]
