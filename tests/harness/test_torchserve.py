@@ -29,11 +29,13 @@ from vampire_detector.portraits import make_portraits
 
 def test_config_properties_keep_everything_on_loopback_with_batching(tmp_path):
     text = config_properties(TorchServeConfig(batch_size=4, max_batch_delay_ms=7),
-                             Ports(8080, 8081, 8082), tmp_path)
+                             Ports(8080, 8081, 8082, 9070, 9071), tmp_path)
     lines = dict(line.split("=", 1) for line in text.splitlines())
     assert lines["inference_address"] == "http://127.0.0.1:8080"
     assert lines["management_address"] == "http://127.0.0.1:8081"
     assert lines["metrics_address"] == "http://127.0.0.1:8082"
+    assert (lines["grpc_inference_address"], lines["grpc_inference_port"],
+            lines["grpc_management_port"]) == ("127.0.0.1", "9070", "9071")
     assert lines["disable_token_authorization"] == "true"
     assert '"batchSize": 4' in lines["models"] and '"maxBatchDelay": 7' in lines["models"]
     with_keys = config_properties(TorchServeConfig(token_auth=True), Ports(1, 2, 3), tmp_path)

@@ -88,10 +88,14 @@ class Ports:
     inference: int
     management: int
     metrics: int
+    # TorchServe also opens two gRPC ports, 7070 and 7071 unless told otherwise, and cannot be
+    # told not to: a second TorchServe on the machine would fail to start on them.
+    grpc_inference: int = 7070
+    grpc_management: int = 7071
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(free_port(), free_port(), free_port())
+        return cls(*(free_port() for _ in range(5)))
 
 
 def config_properties(config: TorchServeConfig, ports: Ports, store: Path,
@@ -106,6 +110,10 @@ def config_properties(config: TorchServeConfig, ports: Ports, store: Path,
         "inference_address": f"http://{HOST}:{ports.inference}",
         "management_address": f"http://{HOST}:{ports.management}",
         "metrics_address": f"http://{HOST}:{ports.metrics}",
+        "grpc_inference_address": HOST,
+        "grpc_inference_port": str(ports.grpc_inference),
+        "grpc_management_address": HOST,
+        "grpc_management_port": str(ports.grpc_management),
         "model_store": str(store),
         "load_models": mar,
         "models": json.dumps(models),
