@@ -111,6 +111,6 @@ class SessionThatFellBack:
 
 
 def test_a_provider_asked_for_by_name_must_have_loaded(onnx_path):
-    with pytest.raises(RuntimeError, match=r"CUDAExecutionProvider did not load.*CPUExecution"):
+    with pytest.raises(ValueError, match=r"CUDAExecutionProvider did not load.*CPUExecution"):
         require_loaded(SessionThatFellBack(), ["CUDAExecutionProvider"])
     require_loaded(load_session(onnx_path, providers=[CPU]), [CPU])  # loaded: no error

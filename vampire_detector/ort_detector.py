@@ -72,7 +72,8 @@ def load_session(path: str | Path, threads: int | None = None, optimization: str
 
 
 def require_loaded(session: ort.InferenceSession, wanted: Sequence[str]) -> None:
-    """Fail when a provider asked for by name did not load.
+    """Fail (``ValueError``, as for a provider this build lacks) when a provider asked for by
+    name did not load.
 
     A GPU build of onnxruntime lists CUDA as available even where its libraries (CUDA, cuDNN)
     or the driver are missing; the session then prints an error and runs on the CPU. Asked for
@@ -80,10 +81,10 @@ def require_loaded(session: ort.InferenceSession, wanted: Sequence[str]) -> None
     """
     lost = [name for name in wanted if name not in session.get_providers()]
     if lost:
-        raise RuntimeError(f"{', '.join(lost)} did not load, so the session would run on "
-                           f"{', '.join(session.get_providers())}: onnxruntime's own error in "
-                           f"the log names the missing library (onnxruntime-gpu {ort.__version__} "
-                           "needs the CUDA and cuDNN versions it was built for, and a driver)")
+        raise ValueError(f"{', '.join(lost)} did not load, so the session would run on "
+                         f"{', '.join(session.get_providers())}: onnxruntime's own error in "
+                         f"the log names the missing library (onnxruntime-gpu {ort.__version__} "
+                         "needs the CUDA and cuDNN versions it was built for, and a driver)")
 
 
 class OrtDetector(Predictor):

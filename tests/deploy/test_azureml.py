@@ -15,7 +15,12 @@ import pytest
 import yaml
 
 from tests.programs import require
-from vampire_detector.harness.azureml import INSTALL, SCRIPT, running_scoring_server, server_program
+from vampire_detector.harness.azureml import (
+    INSTALL_HINT,
+    running_scoring_server,
+    scoring_script,
+    server_program,
+)
 from vampire_detector.images import encode, to_png
 from vampire_detector.paths import course_root
 from vampire_detector.portraits import make_portraits
@@ -33,7 +38,7 @@ def instance(data: bytes) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def score(tmp_path_factory):
-    require(server_program(), INSTALL)
+    require(server_program(), INSTALL_HINT)
     model_dir = tmp_path_factory.mktemp("azureml-model")  # as Azure mounts a registered file
     shutil.copy(ROOT / "models" / "vampirenet.onnx", model_dir / "vampirenet.onnx")
     with running_scoring_server(model_dir) as url, httpx.Client(
@@ -75,7 +80,7 @@ def test_a_body_that_is_not_text_is_refused_by_azures_server(score):
 
 
 def test_a_missing_model_stops_the_server_at_start(tmp_path):
-    require(server_program(), INSTALL)
+    require(server_program(), INSTALL_HINT)
     with pytest.raises((RuntimeError, TimeoutError), match=r"vampirenet\.onnx"), \
             running_scoring_server(tmp_path, timeout_s=60):
         pass
@@ -86,10 +91,10 @@ def test_the_deployment_files_agree_with_the_script_and_the_environment():
     endpoint = yaml.safe_load((AZURE / "endpoint.yml").read_text())
     assert deployment["endpoint_name"] == endpoint["name"]
     code = (AZURE / deployment["code_configuration"]["code"]).resolve()
-    assert code / deployment["code_configuration"]["scoring_script"] == SCRIPT
+    assert code / deployment["code_configuration"]["scoring_script"] == scoring_script()
     assert (AZURE / deployment["model"]["path"]).resolve() == ROOT / "models" / "vampirenet.onnx"
     conda = yaml.safe_load((AZURE / deployment["environment"]["conda_file"]).read_text())
     pip = next(item["pip"] for item in conda["dependencies"] if isinstance(item, dict))
     pinned = {line.split("#")[0].strip() for line in
               (AZURE / "requirements.txt").read_text().splitlines()} - {""}
-    assert set(pip) <= pinned, f"conda.yml pins what requirements.txt does not: {set(pip) - pinned}"
+    assert set(pip) == pinned, f"conda.yml and requirements.txt differ: {set(pip) ^ pinned}"

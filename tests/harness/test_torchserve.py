@@ -38,7 +38,8 @@ def test_config_properties_keep_everything_on_loopback_with_batching(tmp_path):
             lines["grpc_management_port"]) == ("127.0.0.1", "9070", "9071")
     assert lines["disable_token_authorization"] == "true"
     assert '"batchSize": 4' in lines["models"] and '"maxBatchDelay": 7' in lines["models"]
-    with_keys = config_properties(TorchServeConfig(token_auth=True), Ports(1, 2, 3), tmp_path)
+    with_keys = config_properties(TorchServeConfig(token_auth=True), Ports(1, 2, 3, 4, 5),
+                                  tmp_path)
     assert "disable_token_authorization=false" in with_keys
 
 

@@ -20,14 +20,16 @@ from pathlib import Path
 from vampire_detector.harness.launch import HOST, free_port, running_process
 from vampire_detector.paths import course_root
 
-ENV = course_root() / "_build" / "azureml-env"
-SCRIPT = course_root() / "deploy" / "azureml" / "score.py"
-INSTALL = "make azureml-env (Azure's inference server, in _build/azureml-env)"
+INSTALL_HINT = "make azureml-env (Azure's inference server, in _build/azureml-env)"
+
+
+def scoring_script() -> Path:
+    return course_root() / "deploy" / "azureml" / "score.py"
 
 
 def server_program() -> Path | None:
     """``azmlinfsrv`` from the course's Azure environment, or None before ``make azureml-env``."""
-    program = ENV / "bin" / "azmlinfsrv"
+    program = course_root() / "_build" / "azureml-env" / "bin" / "azmlinfsrv"
     return program if program.is_file() else None
 
 
@@ -38,12 +40,12 @@ def running_scoring_server(model_dir: Path, *, threads: int = 1,
     (``AZUREML_MODEL_DIR``); yield the URL once the liveness route answers; always stop."""
     program = server_program()
     if program is None:
-        raise RuntimeError(f"Azure's inference server is not installed: run {INSTALL}")
+        raise RuntimeError(f"Azure's inference server is not installed: run {INSTALL_HINT}")
     port = free_port()
-    env = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir), "VAMPIRE_THREADS": str(threads),
-           "OMP_NUM_THREADS": str(threads)}
-    command = [str(program), "--entry_script", str(SCRIPT), "--port", str(port)]
+    environ = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir),
+               "VAMPIRE_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    command = [str(program), "--entry_script", str(scoring_script()), "--port", str(port)]
     with tempfile.TemporaryDirectory(prefix="azmlinfsrv-") as folder, running_process(
             command, f"http://{HOST}:{port}", ready_path="/", timeout_s=timeout_s,
-            log=Path(folder) / "server.log", cwd=course_root(), env=env):
+            log=Path(folder) / "server.log", cwd=course_root(), env=environ):
         yield f"http://{HOST}:{port}"

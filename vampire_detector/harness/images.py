@@ -292,9 +292,10 @@ def probe_cuda(builder: Builder, tag: str, timeout_s: float = 60.0) -> dict[str,
                   "without CUDA the image got ready anyway: it would serve on the CPU")
             check(time.monotonic() < deadline, f"neither ready nor failed in {timeout_s:.0f} s")
             time.sleep(0.2)
-    reason = health.json()["error"]["message"]
-    check("CUDAExecutionProvider did not load" in reason,
-          f"it failed, but not for want of CUDA: {reason}")
+    check(health.status_code == 503, f"/health answered {health.status_code}: {health.text}")
+    check("CUDAExecutionProvider did not load" in health.text,
+          f"it failed, but not for want of CUDA: {health.text}")
+    reason = health.json()["error"]["message"]  # the service's error body: JSON, as checked
     return {"onnxruntime": version, "providers_in_build": available,
             "as_shipped_without_cuda": reason,
             "on_the_cpu": probe_serving(builder, tag, env={"VAMPIRE_PROVIDER": "cpu"})}

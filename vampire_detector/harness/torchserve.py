@@ -90,8 +90,8 @@ class Ports:
     metrics: int
     # TorchServe also opens two gRPC ports, 7070 and 7071 unless told otherwise, and cannot be
     # told not to: a second TorchServe on the machine would fail to start on them.
-    grpc_inference: int = 7070
-    grpc_management: int = 7071
+    grpc_inference: int
+    grpc_management: int
 
     @classmethod
     def free(cls) -> Ports:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vampire_detector.ort_detector import CPU, OrtDetector
 from vampire_detector.predictor import Predictor
-from vampire_detector.service.settings import ServiceSettings
+from vampire_detector.service.settings import Provider, ServiceSettings
 
 TORCH_HINT = ("the {runtime} runtime needs PyTorch, which the serving image leaves out: start "
               "vampire_detector.torch_serving:create_app instead")
@@ -24,7 +24,8 @@ TORCH_HINT = ("the {runtime} runtime needs PyTorch, which the serving image leav
 # VAMPIRE_PROVIDER: "auto" lets ONNX Runtime use CUDA when it can and the CPU otherwise; a
 # named provider must load, or the service does not start (a GPU pod that quietly serves on
 # its CPU is slower, dearer and looks healthy).
-PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": ["CUDAExecutionProvider"]}
+PROVIDERS: dict[Provider, list[str] | None] = {"auto": None, "cpu": [CPU],
+                                               "cuda": ["CUDAExecutionProvider"]}
 
 
 @dataclass(frozen=True)

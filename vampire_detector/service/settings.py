@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from vampire_detector.portraits import IMAGE_SIZE
 
 Runtime = Literal["eager", "torchscript", "onnx"]
+Provider = Literal["auto", "cpu", "cuda"]  # runtimes.PROVIDERS says what each one means
 
 
 class ServiceSettings(BaseSettings):
@@ -34,7 +35,7 @@ class ServiceSettings(BaseSettings):
                                       "default: derived from the model file")
     image_size: int = Field(IMAGE_SIZE, ge=8, le=1024,
                             description="the model's input side, in pixels")
-    provider: Literal["auto", "cpu", "cuda"] = Field("auto", description="where ONNX Runtime "
+    provider: Provider = Field("auto", description="where ONNX Runtime "
                                                     "runs: auto (CUDA when this build has it "
                                                     "and it loads, else the CPU), cpu, or cuda "
                                                     "(refuse to start without it)")
