@@ -28,12 +28,18 @@ from azureml.contrib.services.aml_response import AMLResponse
 from vampire_detector.ort_detector import OrtDetector
 from vampire_detector.portraits import IMAGE_SIZE
 from vampire_detector.service.refusal import ServiceError
-from vampire_detector.service.uploads import UploadLimits, instances_of, read_portrait
+from vampire_detector.service.uploads import (
+    MAX_BYTES,
+    MAX_PIXELS,
+    UploadLimits,
+    instances_of,
+    read_portrait,
+)
 
 MODEL_FILE = "vampirenet.onnx"
 MOST_INSTANCES = 16  # one model call's worth; more is a 413
 UNTYPED = "application/octet-stream"  # an instance declares no type: its bytes say what it is
-LIMITS = UploadLimits(max_bytes=2_000_000, max_pixels=4096 * 4096, image_size=IMAGE_SIZE)
+LIMITS = UploadLimits(MAX_BYTES, MAX_PIXELS, IMAGE_SIZE)  # the service's own defaults
 
 detector: OrtDetector | None = None
 

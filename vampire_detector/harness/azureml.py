@@ -42,10 +42,11 @@ def running_scoring_server(model_dir: Path, *, threads: int = 1,
     if program is None:
         raise RuntimeError(f"Azure's inference server is not installed: run {INSTALL_HINT}")
     port = free_port()
+    url = f"http://{HOST}:{port}"
     environ = {**os.environ, "AZUREML_MODEL_DIR": str(model_dir),
                "VAMPIRE_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     command = [str(program), "--entry_script", str(scoring_script()), "--port", str(port)]
     with tempfile.TemporaryDirectory(prefix="azmlinfsrv-") as folder, running_process(
-            command, f"http://{HOST}:{port}", ready_path="/", timeout_s=timeout_s,
+            command, url, ready_path="/", timeout_s=timeout_s,
             log=Path(folder) / "server.log", cwd=course_root(), env=environ):
-        yield f"http://{HOST}:{port}"
+        yield url

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 # Raised everywhere and answered here; it lives in ``refusal`` so that ``uploads`` needs no
 # FastAPI. The ``as`` says that this module passes it on.
 from vampire_detector.service.refusal import ServiceError as ServiceError
+from vampire_detector.service.refusal import error_body
 
 log = logging.getLogger("vampire_detector.service")
 
@@ -39,7 +40,7 @@ def error_response(status: int, code: str, message: str, retry_after: int | None
     With ``request_id`` (Chapter 10), the body and the ``X-Request-ID`` header carry it, so that
     a client who reports a refusal can quote the id that finds its log line.
     """
-    body: dict[str, object] = {"error": {"code": code, "message": message}}
+    body: dict[str, object] = error_body(code, message)
     if request_id is not None:
         body["request_id"] = request_id
     response = JSONResponse(body, status_code=status)

@@ -11,6 +11,11 @@ service's one error body.
 from __future__ import annotations
 
 
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """The service's one error body: ``{"error": {"code": ..., "message": ...}}``."""
+    return {"error": {"code": code, "message": message}}
+
+
 class ServiceError(Exception):
     """A refusal with an HTTP status, a stable machine-readable code and a human message.
 
@@ -25,5 +30,4 @@ class ServiceError(Exception):
         self.retry_after, self.headers = retry_after, dict(headers or {})
 
     def body(self) -> dict[str, dict[str, str]]:
-        """The service's one error body: ``{"error": {"code": ..., "message": ...}}``."""
-        return {"error": {"code": self.code, "message": self.message}}
+        return error_body(self.code, self.message)

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vampire_detector.portraits import IMAGE_SIZE
+from vampire_detector.service.uploads import MAX_BYTES, MAX_JPEG_SCANS, MAX_PIXELS
 
 Runtime = Literal["eager", "torchscript", "onnx"]
 Provider = Literal["auto", "cpu", "cuda"]  # runtimes.PROVIDERS says what each one means
@@ -46,10 +47,10 @@ class ServiceSettings(BaseSettings):
                                "for others to share its model call")
     max_queue: int = Field(256, ge=1, description="images waiting at most; more get 503")
     max_batch_files: int = Field(32, ge=1, le=1024, description="images per /predict/batch")
-    max_upload_bytes: int = Field(2_000_000, ge=1024, description="largest image file accepted")
-    max_pixels: int = Field(4096 * 4096, ge=64, description="largest decoded image (bomb guard)")
-    max_jpeg_scans: int = Field(100, ge=1, description="most scans in a progressive JPEG; "
-                                "each one costs a pass over the whole image")
+    max_upload_bytes: int = Field(MAX_BYTES, ge=1024, description="largest image file accepted")
+    max_pixels: int = Field(MAX_PIXELS, ge=64, description="largest decoded image (bomb guard)")
+    max_jpeg_scans: int = Field(MAX_JPEG_SCANS, ge=1, description="most scans in a "
+                                "progressive JPEG; each one costs a pass over the whole image")
     max_decodes: int = Field(2, ge=1, le=64, description="large images decoded at once, on "
                              "worker threads: bounds the memory that decoding holds")
     max_decodes_waiting: int = Field(16, ge=0, description="large images waiting for a "

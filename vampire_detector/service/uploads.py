@@ -47,6 +47,12 @@ INLINE_PIXELS = 256 * 256  # a decode this small costs less than a hop to a work
 INLINE_BYTES = 32_768
 
 
+# The service's defaults (its settings start from them), for any other host of this module.
+MAX_BYTES = 2_000_000
+MAX_PIXELS = 4096 * 4096
+MAX_JPEG_SCANS = 100  # a progressive JPEG has about ten; thousands are an attack
+
+
 @dataclass(frozen=True)
 class UploadLimits:
     """What an upload may be; the service builds it from its settings (``from_settings``)."""
@@ -55,7 +61,7 @@ class UploadLimits:
     max_pixels: int
     image_size: int  # the side of the square the model takes
     min_side: int = 16
-    max_jpeg_scans: int = 100  # a progressive JPEG has about ten; thousands are an attack
+    max_jpeg_scans: int = MAX_JPEG_SCANS
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> UploadLimits:
