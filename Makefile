@@ -91,10 +91,13 @@ sync: $(STAMP)
 # are not compared). VAMPIRE_QUICK=1 cuts benchmark repetitions; a plain `make book` runs them in
 # full. The outputs are kept (tools/nbval_record.py) for the book: see book-cache. jupytext's
 # `--to PREFIX//ipynb` writes beside each chapter's folder, so ../ lands the copies in $(NOTEBOOKS).
+# nbval kills its kernels, so their scratch folders (paths.scratch_dir) go with a TMPDIR of their own.
 notebooks: $(STAMP) weights-cache azureml-env
 	@rm -rf $(NOTEBOOKS) && mkdir -p $(NOTEBOOKS)
 	$(BIN)/jupytext --quiet --from myst --to ../$(NOTEBOOKS)//ipynb $(CHAPTERS)
-	VAMPIRE_QUICK=1 $(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS) -p no:cacheprovider $(RECORD)
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	  TMPDIR=$$scratch VAMPIRE_QUICK=1 $(BIN)/python -m pytest --nbval-lax $(NOTEBOOKS) \
+	  -p no:cacheprovider $(RECORD)
 
 # The executions of `make notebooks` go into the book's cache, so that `make test` runs every
 # chapter once: its book shows those quick runs. A chapter the cache already holds keeps its

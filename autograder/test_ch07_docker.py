@@ -270,16 +270,18 @@ def test_the_image_builds_starts_and_judges_a_portrait(dockerfile, runtime):
         "the grader starts only an image whose CMD runs uvicorn with the service's factory"
     builder, base = course_builder()
     tag = "localhost/night-shift-graded:latest"
+    built = False
     try:
         builder.build(dockerfile, tag, ROOT, build_args={"PYTHON_IMAGE": base})
-    except RuntimeError as error:
-        pytest.fail(f"the image did not build:\n{str(error)[-1500:]}", pytrace=False)
-    try:
+        built = True
         probe_serving(builder, tag)
     except ImageProblem as problem:
         pytest.fail(f"the image built, but: {problem}", pytrace=False)
     except (RuntimeError, ValueError, TimeoutError) as error:
-        pytest.fail(f"the image built, but its container did not serve: {error}", pytrace=False)
+        pytest.fail(f"the image built, but its container did not serve: {error}" if built else
+                    f"the image did not build:\n{str(error)[-1500:]}", pytrace=False)
+    finally:
+        builder.remove(tag)  # its layers above the course's are the student's alone
 
 
 # Exercise 7.2 ------------------------------------------------------------------------------

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     version = model_digest(MODEL_FILE)
     report: dict[str, object] = {"builder": builder.name, "base": base, "model": version}
     serving, lambda_ = f"vampire-detector:{version}", f"vampire-detector-lambda:{version}"
+    cuda = f"{serving}-cuda"
+    report["removed"] = builder.prune(("vampire-detector", "vampire-detector-lambda"),
+                                      keep=(serving, f"{serving}-build-stage", lambda_, cuda))
     report["serving_build_s"] = round(builder.build(
         SERVING, serving, ROOT, build_args={"PYTHON_IMAGE": base}), 1)
     report["serving_bytes"] = builder.size(serving)
@@ -74,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         report["lambda"] = probe_lambda(builder, lambda_, EVENT)
     except ImageProblem as problem:
         raise SystemExit(f"the Lambda image {lambda_} failed its probe: {problem}") from None
-    cuda = f"{serving}-cuda"
     cuda_base = {} if builder.name == "docker" else {"CUDA_IMAGE": base}  # no CUDA inside
     report["cuda_base"] = cuda_base.get("CUDA_IMAGE", "nvidia/cuda (the Dockerfile's)")
     report["cuda_build_s"] = round(builder.build(CUDA, cuda, ROOT, build_args=cuda_base), 1)

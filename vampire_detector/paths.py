@@ -9,7 +9,10 @@ is none, instead of guessing a path that is wrong in a wheel.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 ROOT_ENV = "VAMPIRE_COURSE_ROOT"  # set it to use a clone from anywhere
@@ -50,3 +53,17 @@ def require_file(path: str | Path, what: str = "ONNX model",
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}; {remedy}")
     return path
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new empty folder for a chapter's files, removed when this Python process ends.
+
+    The chapters export models, write archives and start servers that log: hundreds of MB a
+    run, which a plain ``mkdtemp`` would leave in ``/tmp`` at every run of every notebook.
+    The folder goes when the kernel shuts down (Jupyter's shutdown lets ``atexit`` run; a
+    kernel that is killed leaves it, and ``make notebooks`` gives its kernels a ``TMPDIR`` of
+    their own that it removes afterwards).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

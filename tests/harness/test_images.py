@@ -37,3 +37,16 @@ def test_buildah_sizes_are_read_in_bytes(monkeypatch, said, size):
 def test_a_failing_builder_command_says_what_it_said():
     with pytest.raises(RuntimeError, match="no such image"):
         images.run(["sh", "-c", "echo no such image >&2; exit 3"])
+
+
+@pytest.mark.skipif(images.shutil.which("buildah") is None, reason="buildah is not installed")
+def test_prune_removes_stale_course_tags_and_nothing_else(tmp_path):
+    builder = images.find_builder(tmp_path / "storage")
+    if builder.name != "buildah":
+        pytest.skip("pruning is tried on a storage of its own, which only buildah has here")
+    for tag in ("vampire-detector:old", "vampire-detector:new", "course-python:3.11"):
+        container = images.run([*builder.prefix, "from", "scratch"]).strip()
+        images.run([*builder.prefix, "commit", "--rm", container, f"localhost/{tag}"])
+    removed = builder.prune(["vampire-detector"], keep=["vampire-detector:new"])
+    assert removed == ["vampire-detector:old"]
+    assert sorted(builder.tags()) == ["course-python:3.11", "vampire-detector:new"]

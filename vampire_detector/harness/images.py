@@ -102,6 +102,37 @@ class Builder:
         """Remove the image ``tag`` if it exists (its layers go once no other image uses them)."""
         subprocess.run([*self.prefix, "rmi", tag], capture_output=True, check=False)
 
+    def tags(self) -> list[str]:
+        """Every ``repository:tag`` in the builder's storage, without a registry's prefix."""
+        if self.name == "docker":
+            names = run([*self.prefix, "images", "--format",
+                         "{{.Repository}}:{{.Tag}}"]).split()
+        else:
+            names = [name for image in json.loads(run([*self.prefix, "images", "--json"]))
+                     for name in image.get("names") or ()]
+        return [name.removeprefix("localhost/").removeprefix("docker.io/library/")
+                for name in names if "<none>" not in name]
+
+    def prune(self, repositories: Sequence[str], keep: Sequence[str]) -> list[str]:
+        """Remove the images of ``repositories`` whose tag is not in ``keep``; the removed tags.
+
+        Each new model file is a new tag, and the old images would stay: about 2 GB more in
+        the builder's storage at every new model. buildah's storage is the course's own, so
+        its leftover build containers (a build that was interrupted) go too, and, once stale
+        images went, the untagged images they leave. Those hold the layer cache as well, which
+        is why they go only then: the first build after a new model is a cold one (about 20 s
+        here). Docker's storage is the user's: only the course's own tags are touched there.
+        """
+        stale = [tag for tag in self.tags()
+                 if tag.rsplit(":", 1)[0] in repositories and tag not in keep]
+        for tag in stale:
+            self.remove(tag)
+        if self.name == "buildah":
+            leftovers = [("rm", "--all")] + [("rmi", "--prune")] * bool(stale)
+            for command in leftovers:
+                subprocess.run([*self.prefix, *command], capture_output=True, check=False)
+        return stale
+
     def has(self, tag: str) -> bool:
         command = ([*self.prefix, "image", "inspect", tag] if self.name == "docker"
                    else [*self.prefix, "inspect", "--type", "image", tag])
