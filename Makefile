@@ -9,7 +9,7 @@ CHAPTERS := $(wildcard book/*.md)
 RECORD := $(if $(wildcard tools/nbval_record.py),-p tools.nbval_record --record-outputs)
 
 .PHONY: help env book test lint unit grade stubs mistakes student-check sync notebooks book-cache browser \
-	notebooks-sync weights-cache model-file images azureml-env exercises weights screenshots serve bench lock clean web-demo
+	notebooks-sync weights-cache model-file images azureml-env serving-env exercises weights screenshots serve bench lock clean web-demo
 
 help:
 	@echo "make book       build the HTML book into _build/html (needs npm for the in-browser demo)"
@@ -24,6 +24,7 @@ help:
 	@echo "make serve      run the detection service on http://127.0.0.1:8000 (docs at /docs)"
 	@echo "make images     build the serving, Lambda and CUDA images and probe them"
 	@echo "make azureml-env  Azure's inference server for Chapter 14, in _build/azureml-env"
+	@echo "make serving-env  the serving image's requirements alone, in _build/serving-env"
 
 env: $(STAMP)
 
@@ -58,7 +59,7 @@ lint: $(STAMP)
 # The project's own tests, in UNIT_WORKERS processes (pytest-xdist): most of them wait on servers
 # and subprocesses, so two processes finish sooner even on two cores.
 UNIT_WORKERS ?= 2
-unit: $(STAMP) weights-cache model-file azureml-env
+unit: $(STAMP) weights-cache model-file azureml-env serving-env
 	$(BIN)/python -m pytest tests --ignore=tests/browser --ignore=tests/grading/test_mistakes.py \
 		-n $(UNIT_WORKERS)
 
@@ -139,6 +140,18 @@ $(MODEL_FILE): $(STAMP) vampire_detector/weights/vampirenet.pt vampire_detector/
 
 # Azure's inference server for Chapter 14's scoring script, in a virtual environment of its own:
 # it pins pydantic and OpenTelemetry below the course's versions (deploy/azureml/requirements.txt).
+# The serving image's Python environment outside the image: deploy/requirements-serve.txt alone,
+# no PyTorch. tests/deploy/test_serving_env.py serves from it, so a package the image lacks
+# shows up in `make unit` too, and on a machine with no image builder.
+SERVING_ENV := _build/serving-env
+serving-env: $(SERVING_ENV)/.installed
+$(SERVING_ENV)/.installed: deploy/requirements-serve.txt
+	rm -rf $(SERVING_ENV)
+	$(PYTHON) -m venv $(SERVING_ENV)
+	$(SERVING_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r deploy/requirements-serve.txt
+	touch $@
+
 AZUREML_ENV := _build/azureml-env
 azureml-env: $(AZUREML_ENV)/.installed
 $(AZUREML_ENV)/.installed: deploy/azureml/requirements.txt
