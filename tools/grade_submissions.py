@@ -56,18 +56,21 @@ def chapter_tests(chapters: list[int] | None) -> list[Path]:
     return [path for files in found for path in files]
 
 
-def run_pytest(arguments: list[str], time_limit_s: float) -> bool:
+def run_pytest(arguments: list[str], time_limit_s: float, scratch: Path | None = None) -> bool:
     """Run pytest in its own session; kill its whole group at the end. False when cut short.
 
     Only the plugins grading needs are loaded: the others installed for the book (nbval and
-    friends) would cost seconds per student.
+    friends) would cost seconds per student. ``scratch`` is its TMPDIR: a run that is killed
+    cannot clean up its sandbox's folders, so they go with the caller's.
     """
     command = [sys.executable, "-m", "pytest", *arguments, "-q", "-p", "no:cacheprovider",
                "-p", "pytest_timeout"]
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    if scratch is not None:
+        env["TMPDIR"] = str(scratch)
     process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True,
-                               env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"})
+                               start_new_session=True, env=env)
     try:
         process.wait(timeout=time_limit_s)
         return True
@@ -99,8 +102,10 @@ def grade_one(submission: Path, tests: list[str], points: list[tuple[str, float]
         copy, results = Path(folder) / "submission", Path(folder) / "out" / "results.json"
         shutil.copytree(exercises_folder(submission), copy, symlinks=False)
         results.parent.mkdir()
+        scratch = Path(folder) / "tmp"
+        scratch.mkdir()
         finished = run_pytest([*tests, f"--impl={copy}", f"--gradescope={results}"],
-                              time_limit_s)
+                              time_limit_s, scratch)
         if not finished:
             return zero(points, f"grading did not finish within {time_limit_s:g} s")
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -101,8 +102,8 @@ def test_a_garbage_results_file_scores_zero_and_the_run_goes_on(tmp_path, monkey
     texts = [None, *garbage.values(), None]  # the catalogue first, then each student
     real = grade_submissions.run_pytest
 
-    def run_and_garble(arguments: list[str], limit: float) -> bool:
-        finished = real(arguments, limit)
+    def run_and_garble(arguments: list[str], limit: float, scratch: Path | None = None) -> bool:
+        finished = real(arguments, limit, scratch)
         text = texts.pop(0)
         if text is not None:
             target = next(a.split("=", 1)[1] for a in arguments if a.startswith("--gradescope="))
@@ -117,9 +118,13 @@ def test_a_garbage_results_file_scores_zero_and_the_run_goes_on(tmp_path, monkey
         assert rows[name]["note"], f"{name} scored 0 without a reason"
 
 
-def test_a_class_of_thirty_with_a_crash_and_a_hang_gets_every_grade(tmp_path):
-    """28 honest students, one whose code segfaults, one whose code never returns."""
-    submissions, out = tmp_path / "submissions", tmp_path / "grades"
+def test_a_class_of_thirty_with_a_crash_and_a_hang_gets_every_grade(tmp_path, monkeypatch):
+    """28 honest students, one whose code segfaults, one whose code never returns; the killed
+    runs leave nothing behind in the temporary folder."""
+    submissions, out, scratch = tmp_path / "submissions", tmp_path / "grades", tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # this process's, and its children's
+    monkeypatch.setenv("TMPDIR", str(scratch))
     for number in range(28):
         student(submissions, f"student-{number:02d}")
     student(submissions, "zz-crash", "import ctypes\nctypes.string_at(0)\n")
@@ -129,3 +134,4 @@ def test_a_class_of_thirty_with_a_crash_and_a_hang_gets_every_grade(tmp_path):
     assert all(float(rows[f"student-{n:02d}"]["total"]) == 8 for n in range(28))
     assert float(rows["zz-crash"]["total"]) == 0
     assert float(rows["zz-hang"]["total"]) == 0 and rows["zz-hang"]["note"]
+    assert not list(scratch.iterdir()), "grading left its folders behind"

@@ -9,7 +9,11 @@ HTTP APIs on three ports: inference (``/ping``, ``/predictions/NAME``), manageme
 
 ``running_torchserve`` starts it in the foreground in its own process group and always stops
 the whole group (the JVM and its Python workers), even when the caller fails. Every port is on
-loopback; its pid file, logs and temporary files stay in the run's own folder.
+loopback; its logs stay in the run's own folder. Its pid file, its workers' Unix sockets
+(``.ts.sock.9000``, the same name in every TorchServe) and the archives it unpacks go into a
+short temporary folder of its own (``TMPDIR`` and ``TEMP``), removed when it stops: left in
+``/tmp``, two TorchServes at once would take each other's sockets, and every start would leave
+its unpacked model behind.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -56,11 +61,18 @@ def archive(store: Path, *, name: str = "vampirenet", arch: str = "vampirenet",
     store.mkdir(parents=True, exist_ok=True)
     notes = weights.with_suffix(".json")
     extra = ["--extra-files", str(notes)] if notes.exists() else []
-    subprocess.run([tool("torch-model-archiver"), "--model-name", name, "--version", version,
-                    "--serialized-file", str(weights),
-                    "--handler", f"{Path(torchserve_handler.__file__).with_suffix('')}:handle",
-                    *extra, "--export-path", str(store), "--force"],
-                   check=True, capture_output=True, text=True)
+    # The archiver gathers the files in TMPDIR/NAME, a fixed path: two archivers of one
+    # name at once (test workers, say) would delete each other's, so each gets its own.
+    with tempfile.TemporaryDirectory(prefix="mar-") as scratch:
+        packed = subprocess.run(
+            [tool("torch-model-archiver"), "--model-name", name, "--version", version,
+             "--serialized-file", str(weights),
+             "--handler", f"{Path(torchserve_handler.__file__).with_suffix('')}:handle",
+             *extra, "--export-path", str(store), "--force"],
+            capture_output=True, text=True, env={**os.environ, "TMPDIR": scratch})
+    if packed.returncode != 0:
+        raise RuntimeError("torch-model-archiver failed: "
+                           + (packed.stderr or packed.stdout)[-1500:])
     return store / f"{name}.mar"
 
 
@@ -218,8 +230,7 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
     if not java_available():
         raise RuntimeError(JAVA_MISSING)
     config = config or TorchServeConfig()
-    store, tmp = folder / "model-store", folder / "tmp"
-    tmp.mkdir(parents=True, exist_ok=True)
+    store = folder / "model-store"
     mar = archive(store, name=name, weights=weights)
     ports = Ports.free()
     properties = folder / "config.properties"
@@ -229,10 +240,12 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
                "--model-store", str(store), "--ts-config", str(properties)]
     if not config.token_auth:
         command.append("--disable-token-auth")
+    # Short: a Unix socket's path must fit in 108 bytes, and the sockets are made in here.
+    tmp = Path(tempfile.mkdtemp(prefix="ts-"))
     process = subprocess.Popen(
         command, cwd=folder, start_new_session=True,  # its own group: stop_group() ends all of it
         stdout=(folder / "torchserve.out").open("wb"), stderr=subprocess.STDOUT,
-        env={**os.environ, "TMPDIR": str(tmp),  # its pid file lives in TMPDIR
+        env={**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp),  # TEMP: the JVM's tmpdir
              "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
              "VAMPIRE_THREADS": str(config.threads), "OMP_NUM_THREADS": str(config.threads),
              "LOG_LOCATION": str(folder / "logs"), "METRICS_LOCATION": str(folder / "logs"),
@@ -244,3 +257,4 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
         yield server
     finally:
         stop_group(process)
+        shutil.rmtree(tmp, ignore_errors=True)
