@@ -57,8 +57,9 @@ def test_prometheus_scrapes_the_service_and_the_drift_alarm_rings(tmp_path: Path
         assert not prometheus.alerts("VampireDetectorDrift"), "a clean crowd rang the alarm"
 
         send(service, "makeup")
-        alerts = eventually(lambda: prometheus.alerts("VampireDetectorDrift"))
-        assert "input" in {a["labels"]["signal"] for a in alerts}
+        # both signals drift; which alert fires first depends on the scrape and rule timing
+        eventually(lambda: "input" in {alert["labels"]["signal"]
+                                       for alert in prometheus.alerts("VampireDetectorDrift")})
 
 
 def test_two_workers_add_up_in_one_scrape(tmp_path: Path) -> None:

@@ -188,6 +188,12 @@ class Trickle:
     released_s: list[float | None] = field(default_factory=list)  # None: still held at the end
     statuses: Counter[str] = field(default_factory=Counter)  # the slow clients' answers
     siege: Siege = field(default_factory=Siege)
+    gave_up_s: float = float("nan")  # no slow client gives up before this (s after the start)
+
+    @property
+    def probes_while_held(self) -> list[Probe]:
+        """The ``/health`` probes answered before any slow client could have given up."""
+        return [probe for probe in self.siege.health if probe[0] + probe[1] < self.gave_up_s]
 
 
 def half_a_request(host: str, path: str, body_bytes: int) -> bytes:
@@ -240,6 +246,7 @@ async def trickle(url: str, pid: int, clients: int, hold_s: float, *, path: str 
     await asyncio.sleep(0.05)
     async with watched(url, pid, result.siege, every_s, settle_s=0.0) as start:
         begun[0] = start
+        result.gave_up_s = opened + hold_s - start  # each waits hold_s after it sent, later
         answers = await asyncio.gather(*held)
         result.siege.seconds = time.perf_counter() - start
         # Probe on until the clients would have given up: does the server recover?
