@@ -52,8 +52,10 @@ web-demo: $(STAMP) web/node_modules/.package-lock.json
 
 test: lint weights-cache unit images grade stubs mistakes student-check sync notebooks book-cache book browser
 
+# The chapters' code is checked too, for names that are unused or undefined across a notebook.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff check --isolated --select F401,F811,F821 --output-format concise book/*.ipynb
 	$(BIN)/lint-imports
 
 # The project's own tests, in UNIT_WORKERS processes (pytest-xdist): most of them wait on servers
@@ -140,6 +142,15 @@ $(MODEL_FILE): $(STAMP) vampire_detector/weights/vampirenet.pt vampire_detector/
 
 # Azure's inference server for Chapter 14's scoring script, in a virtual environment of its own:
 # it pins pydantic and OpenTelemetry below the course's versions (deploy/azureml/requirements.txt).
+AZUREML_ENV := _build/azureml-env
+azureml-env: $(AZUREML_ENV)/.installed
+$(AZUREML_ENV)/.installed: deploy/azureml/requirements.txt
+	rm -rf $(AZUREML_ENV)
+	$(PYTHON) -m venv $(AZUREML_ENV)
+	$(AZUREML_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r deploy/azureml/requirements.txt
+	touch $@
+
 # The serving image's Python environment outside the image: deploy/requirements-serve.txt alone,
 # no PyTorch. tests/deploy/test_serving_env.py serves from it, so a package the image lacks
 # shows up in `make unit` too, and on a machine with no image builder.
@@ -150,15 +161,6 @@ $(SERVING_ENV)/.installed: deploy/requirements-serve.txt
 	$(PYTHON) -m venv $(SERVING_ENV)
 	$(SERVING_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		-r deploy/requirements-serve.txt
-	touch $@
-
-AZUREML_ENV := _build/azureml-env
-azureml-env: $(AZUREML_ENV)/.installed
-$(AZUREML_ENV)/.installed: deploy/azureml/requirements.txt
-	rm -rf $(AZUREML_ENV)
-	$(PYTHON) -m venv $(AZUREML_ENV)
-	$(AZUREML_ENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-		-r deploy/azureml/requirements.txt
 	touch $@
 
 # The serving, Lambda and CUDA images, built for real (Docker, or buildah where there is no engine)

@@ -98,7 +98,8 @@ def catalogue(tests: list[str]) -> list[tuple[str, float]]:
 def grade_one(submission: Path, tests: list[str], points: list[tuple[str, float]],
               time_limit_s: float = TIME_LIMIT_S) -> dict:
     """Grade one submission; its results, checked against ``points``, with a note on failure."""
-    with tempfile.TemporaryDirectory(prefix="grading-") as folder:
+    # A sandboxed child killed with pytest may still be writing here as the folder goes.
+    with tempfile.TemporaryDirectory(prefix="grading-", ignore_cleanup_errors=True) as folder:
         copy, results = Path(folder) / "submission", Path(folder) / "out" / "results.json"
         shutil.copytree(exercises_folder(submission), copy, symlinks=False)
         results.parent.mkdir()

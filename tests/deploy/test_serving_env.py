@@ -47,7 +47,8 @@ def pins(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def image_env(tmp_path_factory) -> dict[str, Path]:
     """A venv with the serving requirements only, and /app as the Dockerfile lays it out."""
-    python = require(str(PYTHON) if PYTHON.is_file() else None, "make serving-env")
+    built = (PYTHON.parent.parent / ".installed").is_file()  # pip finished (make's stamp)
+    python = require(str(PYTHON) if built else None, "make serving-env")
     folder = tmp_path_factory.mktemp("serving-image")
     app = folder / "app"
     shutil.copytree(ROOT / "vampire_detector", app / "vampire_detector",

@@ -44,9 +44,13 @@ def test_prune_removes_stale_course_tags_and_nothing_else(tmp_path):
     builder = images.find_builder(tmp_path / "storage")
     if builder.name != "buildah":
         pytest.skip("pruning is tried on a storage of its own, which only buildah has here")
-    for tag in ("vampire-detector:old", "vampire-detector:new", "course-python:3.11"):
+    old, new = "vampire-detector:0123456789ab", "vampire-detector:ba9876543210"
+    kept = ["course-python:3.11", "vampire-detector:1.0.0", new, f"{new}-cuda"]
+    for tag in [old, f"{old}-cuda", *kept]:
         container = images.run([*builder.prefix, "from", "scratch"]).strip()
         images.run([*builder.prefix, "commit", "--rm", container, f"localhost/{tag}"])
-    removed = builder.prune(["vampire-detector"], keep=["vampire-detector:new"])
-    assert removed == ["vampire-detector:old"]
-    assert sorted(builder.tags()) == ["course-python:3.11", "vampire-detector:new"]
+    images.run([*builder.prefix, "from", old])  # a leftover container of a stale image
+    removed = builder.prune(["vampire-detector"], keep=[new, f"{new}-cuda"])
+    assert sorted(removed) == [old, f"{old}-cuda"]
+    assert sorted(builder.tags()) == sorted(kept)  # a tag given by hand stays
+    assert builder.prune(["vampire-detector"], keep=[new, f"{new}-cuda"]) == []

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -41,6 +42,7 @@ BASE_TAG = "localhost/course-python:3.11-bookworm"  # the stand-in for python:3.
 DEBIAN_MIRROR = os.environ.get("VAMPIRE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 HOST_CA_BUNDLE = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
 PATH_IN_BASE = "/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BUILT_TAG = re.compile(r"[0-9a-f]{12}(-build-stage|-cuda)?")  # what make images tags: see prune
 
 
 def cache_dir() -> Path:
@@ -114,24 +116,31 @@ class Builder:
                 for name in names if "<none>" not in name]
 
     def prune(self, repositories: Sequence[str], keep: Sequence[str]) -> list[str]:
-        """Remove the images of ``repositories`` whose tag is not in ``keep``; the removed tags.
+        """Remove the images of ``repositories`` that a build named after an older model left
+        (tags of the form ``<12 hex digits>[-build-stage|-cuda]``, not in ``keep``); the
+        tags that went. A tag given by hand (``vampire-detector:1.0.0``) is never touched.
 
         Each new model file is a new tag, and the old images would stay: about 2 GB more in
         the builder's storage at every new model. buildah's storage is the course's own, so
-        its leftover build containers (a build that was interrupted) go too, and, once stale
-        images went, the untagged images they leave. Those hold the layer cache as well, which
-        is why they go only then: the first build after a new model is a cold one (about 20 s
-        here). Docker's storage is the user's: only the course's own tags are touched there.
+        once stale images went, its leftover build containers (from an interrupted build) and
+        the untagged images go too. Those hold the layer cache as well, so the first build
+        after a new model is a cold one (about 20 s here). Run it alone: a build running at the
+        same moment on the same storage would lose its cache. Docker's storage is the user's:
+        only the course's stale tags are removed there.
         """
         stale = [tag for tag in self.tags()
-                 if tag.rsplit(":", 1)[0] in repositories and tag not in keep]
+                 if tag.rsplit(":", 1)[0] in repositories and tag not in keep
+                 and BUILT_TAG.fullmatch(tag.rsplit(":", 1)[1])]
+        if not stale:
+            return []
+        if self.name == "buildah":  # a leftover container would keep its image alive
+            subprocess.run([*self.prefix, "rm", "--all"], capture_output=True, check=False)
         for tag in stale:
             self.remove(tag)
         if self.name == "buildah":
-            leftovers = [("rm", "--all")] + [("rmi", "--prune")] * bool(stale)
-            for command in leftovers:
-                subprocess.run([*self.prefix, *command], capture_output=True, check=False)
-        return stale
+            subprocess.run([*self.prefix, "rmi", "--prune"], capture_output=True, check=False)
+        left = set(self.tags())
+        return [tag for tag in stale if tag not in left]
 
     def has(self, tag: str) -> bool:
         command = ([*self.prefix, "image", "inspect", tag] if self.name == "docker"

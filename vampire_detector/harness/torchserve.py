@@ -240,21 +240,27 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
                "--model-store", str(store), "--ts-config", str(properties)]
     if not config.token_auth:
         command.append("--disable-token-auth")
-    # Short: a Unix socket's path must fit in 108 bytes, and the sockets are made in here.
-    tmp = Path(tempfile.mkdtemp(prefix="ts-"))
-    process = subprocess.Popen(
-        command, cwd=folder, start_new_session=True,  # its own group: stop_group() ends all of it
-        stdout=(folder / "torchserve.out").open("wb"), stderr=subprocess.STDOUT,
-        env={**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp),  # TEMP: the JVM's tmpdir
-             "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-             "VAMPIRE_THREADS": str(config.threads), "OMP_NUM_THREADS": str(config.threads),
-             "LOG_LOCATION": str(folder / "logs"), "METRICS_LOCATION": str(folder / "logs"),
-             **(env or {})})
-    server = TorchServe(f"http://{HOST}:{ports.inference}", f"http://{HOST}:{ports.management}",
-                        f"http://{HOST}:{ports.metrics}", process, folder, name)
+    # A Unix socket's path must fit in 108 bytes, and the workers' sockets are made in here:
+    # under /tmp when the caller's temporary folder is a long path.
+    tmp = Path(tempfile.mkdtemp(prefix="ts-", dir=None if len(tempfile.gettempdir()) < 60
+                                else "/tmp"))
+    process = None
     try:
+        process = subprocess.Popen(
+            command, cwd=folder, start_new_session=True,  # its own group: stop_group() ends it
+            stdout=(folder / "torchserve.out").open("wb"), stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp),  # TEMP: the JVM's tmpdir
+                 "PYTHONPATH": os.pathsep.join(filter(None, [root,
+                                                             os.environ.get("PYTHONPATH")])),
+                 "VAMPIRE_THREADS": str(config.threads), "OMP_NUM_THREADS": str(config.threads),
+                 "LOG_LOCATION": str(folder / "logs"), "METRICS_LOCATION": str(folder / "logs"),
+                 **(env or {})})
+        server = TorchServe(f"http://{HOST}:{ports.inference}",
+                            f"http://{HOST}:{ports.management}",
+                            f"http://{HOST}:{ports.metrics}", process, folder, name)
         wait_for_workers(server, timeout_s)
         yield server
     finally:
-        stop_group(process)
+        if process is not None:
+            stop_group(process)
         shutil.rmtree(tmp, ignore_errors=True)
