@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,17 @@ from vampire_detector.train import ensure_weights
 def repo_root() -> Path:
     """The root of the course's clone (where ``_toc.yml`` and ``deploy/`` are)."""
     return course_root()
+
+
+@pytest.fixture
+def own_tmpdir(tmp_path, monkeypatch) -> Path:
+    """An empty folder that is this test's temporary folder (``tempfile``'s, and ``TMPDIR`` for
+    the processes it starts): what is left in it afterwards, something left behind."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    monkeypatch.setenv("TMPDIR", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 
 import pytest
 
@@ -96,12 +95,9 @@ def test_the_metrics_endpoint_counts_requests(torchserve):
     assert "ts_inference_requests_total" in text
 
 
-def test_it_is_stopped_even_when_it_never_gets_ready(tmp_path, monkeypatch):
+def test_it_is_stopped_even_when_it_never_gets_ready(tmp_path, monkeypatch, own_tmpdir):
     """...and its private temporary folder (sockets, pid file, unpacked archive) goes too."""
     require(shutil.which("java") or os.environ.get("JAVA_HOME"), JAVA_MISSING)
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     stopped = []
     original = torchserve_module.stop_group
     monkeypatch.setattr(torchserve_module, "stop_group",
@@ -112,7 +108,7 @@ def test_it_is_stopped_even_when_it_never_gets_ready(tmp_path, monkeypatch):
     (process,) = stopped
     assert process.poll() is not None
     assert not group_members(process.pid), "TorchServe's JVM or workers outlived it"
-    assert not list(scratch.iterdir()), "TorchServe's temporary folder was left behind"
+    assert not list(own_tmpdir.iterdir()), "TorchServe's temporary folder was left behind"
 
 
 def test_a_failed_archive_says_what_the_archiver_said(tmp_path):

@@ -128,9 +128,12 @@ class Builder:
         same moment on the same storage would lose its cache. Docker's storage is the user's:
         only the course's stale tags are removed there.
         """
-        stale = [tag for tag in self.tags()
-                 if tag.rsplit(":", 1)[0] in repositories and tag not in keep
-                 and BUILT_TAG.fullmatch(tag.rsplit(":", 1)[1])]
+        def stale_tag(tag: str) -> bool:
+            repository, _, version = tag.rpartition(":")
+            return (repository in repositories and tag not in keep
+                    and BUILT_TAG.fullmatch(version) is not None)
+
+        stale = [tag for tag in self.tags() if stale_tag(tag)]
         if not stale:
             return []
         if self.name == "buildah":  # a leftover container would keep its image alive

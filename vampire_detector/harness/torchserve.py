@@ -242,14 +242,12 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
         command.append("--disable-token-auth")
     # A Unix socket's path must fit in 108 bytes, and the workers' sockets are made in here:
     # under /tmp when the caller's temporary folder is a long path.
-    tmp = Path(tempfile.mkdtemp(prefix="ts-", dir=None if len(tempfile.gettempdir()) < 60
-                                else "/tmp"))
-    process = None
-    try:
+    short = None if len(tempfile.gettempdir()) < 60 else "/tmp"
+    with tempfile.TemporaryDirectory(prefix="ts-", dir=short, ignore_cleanup_errors=True) as tmp:
         process = subprocess.Popen(
             command, cwd=folder, start_new_session=True,  # its own group: stop_group() ends it
             stdout=(folder / "torchserve.out").open("wb"), stderr=subprocess.STDOUT,
-            env={**os.environ, "TMPDIR": str(tmp), "TEMP": str(tmp),  # TEMP: the JVM's tmpdir
+            env={**os.environ, "TMPDIR": tmp, "TEMP": tmp,  # TEMP: the JVM's java.io.tmpdir
                  "PYTHONPATH": os.pathsep.join(filter(None, [root,
                                                              os.environ.get("PYTHONPATH")])),
                  "VAMPIRE_THREADS": str(config.threads), "OMP_NUM_THREADS": str(config.threads),
@@ -258,9 +256,8 @@ def running_torchserve(folder: Path, config: TorchServeConfig | None = None, *,
         server = TorchServe(f"http://{HOST}:{ports.inference}",
                             f"http://{HOST}:{ports.management}",
                             f"http://{HOST}:{ports.metrics}", process, folder, name)
-        wait_for_workers(server, timeout_s)
-        yield server
-    finally:
-        if process is not None:
+        try:
+            wait_for_workers(server, timeout_s)
+            yield server
+        finally:
             stop_group(process)
-        shutil.rmtree(tmp, ignore_errors=True)
